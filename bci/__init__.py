@@ -1,0 +1,3 @@
+"""bci: a real-time, closed-loop brain-computer interface around a generative image model."""
+
+__version__ = "0.1.0"
