@@ -6,12 +6,12 @@ import torch
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """Return the device to run on: the one asked for, else CUDA when present, else the CPU.
+    """Return the device to run on: the one asked for, else CUDA when present, else CPU.
 
     Parameters
     ----------
     device : str | torch.device | None
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a :class:`torch.device`, or ``None`` for automatic choice.
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a torch.device, or ``None`` to choose.
 
     Returns
     -------

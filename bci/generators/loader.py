@@ -70,7 +70,9 @@ def load(
         Exposes ``latent_dim``, ``image_size``, ``sample_latents``, ``render`` and ``module``.
     """
     if not isinstance(spec, str):
-        raise TypeError(f"generator spec must be a string like {SPEC_HELP}, got {type(spec).__name__}")
+        raise TypeError(
+            f"generator spec must be a string like {SPEC_HELP}, got {type(spec).__name__}"
+        )
     if spec == "default":
         module = _default(spec)
     else:
