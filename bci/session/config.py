@@ -1,0 +1,151 @@
+"""Session configs: read a TOML file, check every key, fill defaults, resolve paths.
+
+Paths in a config are relative to the config file's folder, so a config works from any working
+directory. Every problem is reported as one line naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from bci.session.schema import ConfigError, Key, non_negative, one_of, positive, validate_table
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MODES = ("decode", "evolve")
+NODES = ("simulate", "acquire", "decode", "render", "display", "record")
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "session": {
+        "mode": Key(str, "decode", one_of(*MODES)),
+        "seed": Key(int, 0),
+        "duration_s": Key(float, 0.0, non_negative),
+        "heartbeat_s": Key(float, 0.25, positive),
+        "heartbeat_timeout_s": Key(float, 5.0, positive),
+        "ready_timeout_s": Key(float, 60.0, positive),
+        "restart": Key(list, []),
+        "max_restarts": Key(int, 2, non_negative),
+    },
+    "bus": {
+        "host": Key(str, "127.0.0.1"),
+    },
+    "generator": {
+        "spec": Key(str, "default"),
+        "device": Key(str, "auto"),
+        "half": Key(bool, False),
+        "batch_size": Key(int, 16, positive),
+    },
+    "stimuli": {
+        "path": Key(str, required=True),
+        "n_train": Key(int, 120, non_negative),
+        "n_test": Key(int, 24, positive),
+    },
+    "timing": {
+        "time_scale": Key(float, 1.0, positive),
+        "tr_s": Key(float, 2.0, positive),
+        "stimulus_s": Key(float, 2.0, positive),
+        "isi_s": Key(float, 2.0, non_negative),
+    },
+    "acquire": {
+        "marker_stream": Key(str, "bci-markers"),
+        "delay_s": Key(float, 4.0, non_negative),
+        "window_s": Key(float, 4.0, positive),
+        "resolve_timeout_s": Key(float, 10.0, positive),
+        "streams": Key(list, []),
+    },
+    "model": {
+        "path": Key(str, ""),
+        "aligner": Key(str, "hyperalignment", one_of("hyperalignment", "srm", "none")),
+        "alphas": Key(list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]),
+        "n_components": Key(int, 0, non_negative),
+    },
+    "simulate": {
+        "enabled": Key(bool, True),
+        "n_voxels": Key(int, 1024, positive),
+        "snr": Key(float, 1.0, positive),
+        "ar_rho": Key(float, 0.3, non_negative),
+        "seed": Key(int, 1),
+    },
+    "display": {
+        "width": Key(int, 960, positive),
+        "height": Key(int, 480, positive),
+        "fullscreen": Key(bool, False),
+        "vsync": Key(bool, True),
+        "fps": Key(float, 60.0, positive),
+    },
+}
+
+STREAM_KEYS: dict[str, Key] = {
+    "name": Key(str, ""),
+    "type": Key(str, "fMRI"),
+    "source_id": Key(str, ""),
+    "subject": Key(int, required=True, check=non_negative),
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a session config.
+
+    Parameters
+    ----------
+    path : str | Path
+        A TOML file.
+
+    Returns
+    -------
+    dict
+        One dict per table with every key present; ``config["source"]`` is the file path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    return validate_config(raw, source=str(path), base=path.parent)
+
+
+def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = Path()) -> dict:
+    """Validate an already-parsed config dict (see :func:`load_config`)."""
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown table [{unknown[0]}] (known: {', '.join(sorted(SCHEMA))})"
+        )
+    config: dict[str, Any] = {
+        name: validate_table(f"[{name}]", raw.get(name), keys, source)
+        for name, keys in SCHEMA.items()
+    }
+    streams = []
+    for i, stream in enumerate(config["acquire"]["streams"], start=1):
+        s = validate_table(f"[[acquire.streams]] #{i}", stream, STREAM_KEYS, source)
+        if not (s["name"] or s["source_id"]):
+            raise ConfigError(f"{source}: [[acquire.streams]] #{i} needs a name or a source_id")
+        streams.append(s)
+    config["acquire"]["streams"] = streams
+    for name in config["session"]["restart"]:
+        if name not in NODES:
+            raise ConfigError(
+                f"{source}: [session] restart names unknown node {name!r} "
+                f"(nodes: {', '.join(NODES)})"
+            )
+    alphas = config["model"]["alphas"]
+    if not alphas or not all(isinstance(a, int | float) and a > 0 for a in alphas):
+        raise ConfigError(f"{source}: [model] alphas must be a non-empty list of numbers > 0")
+    if not config["simulate"]["enabled"] and not streams:
+        raise ConfigError(
+            f"{source}: [acquire] streams is empty and [simulate] is disabled: "
+            "no participant data would arrive"
+        )
+    stimuli = (base / config["stimuli"]["path"]).resolve()
+    config["stimuli"]["path"] = str(stimuli)
+    if config["model"]["path"]:
+        config["model"]["path"] = str((base / config["model"]["path"]).resolve())
+    config["source"] = source
+    return config
