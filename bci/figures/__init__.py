@@ -1,0 +1,7 @@
+"""The figures every experiment leaves behind (matplotlib, Agg backend, PNG files)."""
+
+from bci.figures.fitness import plot_fitness
+from bci.figures.latency import plot_latency
+from bci.figures.reconstructions import plot_reconstructions
+
+__all__ = ["plot_fitness", "plot_latency", "plot_reconstructions"]

@@ -1,0 +1,65 @@
+"""Stimuli on the top row, each method's reconstructions below (the HYPER figure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bci.figures.backend import plt
+
+
+def plot_reconstructions(
+    path: str | Path,
+    stimuli: np.ndarray,
+    reconstructions: Mapping[str, np.ndarray],
+    title: str = "",
+    max_columns: int = 12,
+) -> Path:
+    """Write a grid: stimuli in the top row, one row of reconstructions per method.
+
+    Parameters
+    ----------
+    path : str | Path
+        PNG file to write.
+    stimuli : np.ndarray, shape (n, H, W, 3), uint8
+        The images shown.
+    reconstructions : mapping of str to np.ndarray
+        Row label → images reconstructed for the same trials, shape (n, H, W, 3).
+    title : str
+        Figure title.
+    max_columns : int
+        At most this many trials are drawn (the first ones).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    n = min(len(stimuli), max_columns)
+    rows = [("stimuli", stimuli)] + list(reconstructions.items())
+    for label, images in rows:
+        if len(images) < n:
+            raise ValueError(f"row {label!r} has {len(images)} images for {n} stimuli")
+    if n == 0:
+        raise ValueError("no trials to draw: the stimuli array is empty")
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.2 * n + 1.2, 1.25 * len(rows) + 0.5), squeeze=False
+    )
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,34 @@
+"""Figures are written as PNGs of the expected layout, and bad input is named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bci.figures import plot_fitness, plot_latency, plot_reconstructions
+from bci.figures.backend import plt
+
+
+def read_png(path):
+    return plt.imread(path)
+
+
+def test_reconstructions_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    stim = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    path = plot_reconstructions(tmp_path / "r.png", stim, {"a": stim, "b": stim[::-1]}, "t")
+    image = read_png(path)
+    assert image.shape[0] > 200 and image.shape[1] > 300  # three rows, four columns
+    with pytest.raises(ValueError, match="row 'b' has 2 images for 4 stimuli"):
+        plot_reconstructions(tmp_path / "x.png", stim, {"b": stim[:2]})
+
+
+def test_latency_histogram(tmp_path):
+    path = plot_latency(tmp_path / "l.png", np.r_[np.linspace(5, 30, 50), np.nan])
+    assert read_png(path).shape[1] >= 500
+    assert plot_latency(tmp_path / "empty.png", np.array([])).is_file()
+
+
+def test_fitness_plot(tmp_path):
+    path = plot_fitness(tmp_path / "f.png", [1, 2, 3], [2, 3, 5], reference=1.5)
+    assert read_png(path).ndim == 3
