@@ -25,7 +25,7 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tiny nets run fastest on one torch thread, and do not stall when other jobs hold the cores."""
+    """Tiny nets run fastest on one torch thread and do not stall when the cores are busy."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
