@@ -1,0 +1,1 @@
+"""The session's processes: simulate, acquire, decode, render, display, record (and evolve)."""
