@@ -1,0 +1,98 @@
+"""The render node: latents in, uint8 images out, on the best device there is.
+
+At the session's start it renders the stimulus set and publishes it for the display
+(``images``, kind ``stimuli``, in chunks). During the session it renders every decoded latent
+(``latents``) or generation (``generations``), batching whatever is waiting, and publishes each
+image for the live display (``images.display``, kind ``reconstruction``) with the metadata that
+came with its latent, so the display can stamp the closed-loop latency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bci.bus import Message
+from bci.generators import load
+from bci.nodes.base import Node, NodeError
+from bci.stimulus_set import load_stimulus_set
+
+STIMULUS_CHUNK = 16
+
+
+class RenderNode(Node):
+    """Hold the generator; render stimuli at start and reconstructions as they come."""
+
+    name = "render"
+    topics = ("latents",)
+    poll_ms = 20.0
+
+    def setup(self) -> None:
+        spec = self.config["generator"]
+        try:
+            self.generator = load(
+                spec["spec"],
+                device=None if spec["device"] == "auto" else spec["device"],
+                half=spec["half"],
+                batch_size=spec["batch_size"],
+            )
+        except (OSError, ValueError, RuntimeError) as err:
+            raise NodeError(f"render: cannot load generator {spec['spec']!r}: {err}") from None
+        self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+        if self.stimuli.latent_dim != self.generator.latent_dim:
+            raise NodeError(
+                f"render: the stimulus latents are {self.stimuli.latent_dim}-d but generator "
+                f"{spec['spec']!r} takes {self.generator.latent_dim}-d latents"
+            )
+        n = self.config["stimuli"]["n_train"] + self.config["stimuli"]["n_test"]
+        if n > len(self.stimuli):
+            raise NodeError(
+                f"render: the schedule needs {n} stimuli but the set has {len(self.stimuli)}"
+            )
+        self.n_scheduled = n
+        self.generator.render(self.stimuli.latents[:1])  # warm up (allocations, kernels)
+        self.pending: list[Message] = []
+        self.log.info("render: %r on %s", self.generator, self.generator.device)
+
+    def start(self) -> None:
+        super().start()
+        self.publisher.wait_for_subscribers("images", timeout_ms=10_000)
+        for first in range(0, self.n_scheduled, STIMULUS_CHUNK):
+            last = min(first + STIMULUS_CHUNK, self.n_scheduled)
+            images = self.generator.render(self.stimuli.latents[first:last])
+            self.publish(
+                "images",
+                [images],
+                kind="stimuli",
+                meta={"ids": list(self.stimuli.ids[first:last]), "first": first},
+            )
+        self.count("stimuli_rendered", self.n_scheduled)
+
+    def handle(self, msg: Message) -> None:
+        if msg.kind != "latent" or len(msg.arrays) != 1:
+            self.count("ignored")
+            return
+        self.pending.append(msg)
+
+    def tick(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            latents = np.stack([m.arrays[0] for m in batch])
+            images = self.generator.render(latents)
+        except ValueError as err:
+            self.log.error("render: skipped %d latents: %s", len(batch), err)
+            self.count("bad_latents", len(batch))
+            return
+        for msg, image in zip(batch, images, strict=True):
+            self.publish(
+                "images.display",
+                [image],
+                kind="reconstruction",
+                meta=msg.meta,
+                lsl_time=msg.lsl_time,
+            )
+        self.count("rendered", len(batch))
+
+
+NODE = RenderNode
