@@ -57,10 +57,11 @@ def run_node(name: str, session: dict) -> int:
 
     def beat(state: str) -> None:
         nonlocal next_beat
+        bus = {"received": subscriber.stats.as_dict(), "sent": publisher.stats.as_dict()}
         publisher.publish(
             f"heartbeat.{name}",
             kind="heartbeat",
-            meta={"node": name, "state": state, "pid": os.getpid(), **node.status()},
+            meta={"node": name, "state": state, "pid": os.getpid(), "bus": bus, **node.status()},
         )
         next_beat = time.monotonic() + heartbeat_s
 

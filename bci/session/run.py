@@ -1,0 +1,50 @@
+"""Run a session end to end: supervise the nodes, then build the mode's report and summary."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bci.session.summary import write_summary
+from bci.session.supervisor import Supervisor
+
+log = logging.getLogger("bci.session")
+
+
+def _headline(mode: str, summary: dict) -> list[str]:
+    lines = []
+    if mode == "decode":
+        t = summary.get("trials", {})
+        lines.append(f"trials: {t.get('train', 0)} calibration, {t.get('test', 0)} test")
+        d = summary.get("decoding") or {}
+        if d:
+            lines.append(
+                f"decoding: latent r {d['latent_correlation']:.3f}, similarity "
+                f"{d['latent_similarity']:.3f}, pixel r {d['pixel_correlation']:.3f}, "
+                f"2-way identification {d['identification_2way']}"
+            )
+        lat = summary.get("latency_ms", {})
+        if lat.get("n"):
+            lines.append(
+                f"latency: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+                f"p99 {lat['p99']} ms (n = {lat['n']})"
+            )
+    return lines
+
+
+def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
+    """Run one session in ``out``; return the summary (also written to ``summary.json``)."""
+    mode = config["session"]["mode"]
+    result = Supervisor(config, out, duration_s).run()
+    report: dict = {}
+    try:
+        if mode == "decode":
+            from bci.session.decode_report import decode_report
+
+            report = decode_report(out, config)
+    except Exception as err:  # the summary must still be written
+        log.exception("building the %s report failed", mode)
+        result.errors.append(f"report failed: {type(err).__name__}: {err}")
+    summary = write_summary(out, mode, config, result, report)
+    summary["headline"] = _headline(mode, summary)
+    return summary

@@ -1,0 +1,218 @@
+"""The supervisor: start the nodes, wait until they are ready, run, watch, stop, summarise.
+
+One supervisor runs one session. It writes the session file every node reads (config, session
+folder, bus endpoints), starts each node as its own process, and then watches three things: exit
+codes (a node that died is named, and restarted when the config lists it under
+``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
+and the ``events`` topic (the display's ``schedule_done`` or ``abort`` ends the session). Ctrl-C
+and SIGTERM stop the nodes within five seconds: a ``stop`` on the bus first, then SIGTERM, then
+SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bci.bus import Publisher, Subscriber
+from bci.session.ports import free_endpoints
+from bci.session.processes import NodeProcess, stop_all
+
+log = logging.getLogger("bci.session")
+
+STOP_GRACE_S = 2.5
+STOP_KILL_S = 4.5
+
+NODES_BY_MODE = {
+    "decode": ("record", "simulate", "render", "display", "acquire", "decode"),
+    "evolve": ("record", "simulate", "render", "display", "acquire", "evolve"),
+}
+
+
+@dataclass
+class SessionResult:
+    """How a session ended: exit code, reason, per-node facts and what the nodes reported."""
+
+    exit_code: int = 0
+    reason: str = ""
+    errors: list[str] = field(default_factory=list)
+    nodes: dict[str, dict] = field(default_factory=dict)
+    statuses: dict[str, dict] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+class Supervisor:
+    """Run one session.
+
+    Parameters
+    ----------
+    config : dict
+        Validated config (:func:`bci.session.config.load_config`).
+    out : Path
+        Session folder (created).
+    duration_s : float
+        Stop after this many seconds (0: when the schedule is done).
+    """
+
+    def __init__(self, config: dict, out: Path, duration_s: float = 0.0) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.duration_s = duration_s or config["session"]["duration_s"]
+        mode = config["session"]["mode"]
+        names = [n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]]
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        self.endpoints = free_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.session_file = self.out / "session.json"
+        self.session_file.write_text(
+            json.dumps(
+                {"config": config, "out": str(self.out), "endpoints": self.endpoints}, indent=1
+            )
+        )
+        self.nodes = {
+            n: NodeProcess(n, self.session_file, self.out / "logs" / f"{n}.log") for n in names
+        }
+        self.result = SessionResult()
+        self._signalled: str = ""
+
+    # -- signals -----------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signalled = signal.Signals(signum).name
+
+    # -- the session -------------------------------------------------------------------------
+    def run(self) -> SessionResult:
+        """Run the session to its end; always leaves no node process behind."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        control = Publisher(self.endpoints["supervisor"], name="supervisor")
+        watch = Subscriber([self.endpoints[n] for n in self.nodes], topics=["heartbeat.", "events"])
+        start = time.monotonic()
+        try:
+            for node in self.nodes.values():
+                node.start()
+            log.info(
+                "started %s", ", ".join(f"{n.name} (pid {n.proc.pid})" for n in self.nodes.values())
+            )
+            if self._wait_ready(watch, control):
+                control.wait_for_subscribers("control", count=len(self.nodes), timeout_ms=5000)
+                control.publish("control", kind="control", meta={"command": "start"})
+                log.info("all nodes ready; session running")
+                self._watch(watch, control, start)
+        finally:
+            control.publish("control", kind="control", meta={"command": "stop"})
+            stop_all(list(self.nodes.values()), STOP_GRACE_S, STOP_KILL_S)
+            self._drain(watch)
+            watch.close()
+            control.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        self.result.duration_s = time.monotonic() - start
+        self.result.nodes = {
+            n.name: {"exit_code": n.exit_code, "restarts": n.restarts} for n in self.nodes.values()
+        }
+        self.result.statuses = {n.name: n.status for n in self.nodes.values()}
+        return self.result
+
+    def _fail(self, reason: str, code: int = 1) -> None:
+        if not self.result.reason:
+            self.result.reason = reason
+        self.result.errors.append(reason)
+        self.result.exit_code = self.result.exit_code or code
+        log.error("%s", reason)
+
+    def _note_message(self, msg) -> str | None:
+        """Track heartbeats; return the kind of a session-ending event, if any."""
+        if msg.topic.startswith("heartbeat."):
+            node = self.nodes.get(msg.meta.get("node", ""))
+            if node is not None:
+                node.state = msg.meta.get("state", node.state)
+                node.status = msg.meta
+                node.last_beat = time.monotonic()
+            return None
+        if msg.topic == "events" and msg.kind in ("schedule_done", "abort"):
+            return msg.kind
+        return None
+
+    def _drain(self, watch: Subscriber) -> None:
+        while (msg := watch.recv(timeout_ms=0)) is not None:
+            self._note_message(msg)
+
+    def _dead_node(self) -> NodeProcess | None:
+        for node in self.nodes.values():
+            if node.proc is not None and node.poll() is not None:
+                return node
+        return None
+
+    def _wait_ready(self, watch: Subscriber, control: Publisher) -> bool:
+        deadline = time.monotonic() + self.config["session"]["ready_timeout_s"]
+        while time.monotonic() < deadline:
+            if self._signalled:
+                self._fail(f"stopped by {self._signalled} while starting", code=130)
+                return False
+            dead = self._dead_node()
+            if dead is not None:
+                detail = dead.last_error() or "no error logged"
+                self._fail(
+                    f"node {dead.name!r} exited with code {dead.exit_code} while starting: {detail}"
+                )
+                return False
+            msg = watch.recv(timeout_ms=50)
+            if msg is not None:
+                self._note_message(msg)
+            if all(n.state in ("ready", "running") for n in self.nodes.values()):
+                return True
+        waiting = [n.name for n in self.nodes.values() if n.state not in ("ready", "running")]
+        self._fail(
+            f"nodes not ready after {self.config['session']['ready_timeout_s']:.0f} s: "
+            f"{', '.join(waiting)}"
+        )
+        return False
+
+    def _watch(self, watch: Subscriber, control: Publisher, start: float) -> None:
+        hb_timeout = self.config["session"]["heartbeat_timeout_s"]
+        restartable = set(self.config["session"]["restart"])
+        max_restarts = self.config["session"]["max_restarts"]
+        while True:
+            if self._signalled:
+                self.result.reason = f"stopped by {self._signalled}"
+                self.result.exit_code = 130 if self._signalled == "SIGINT" else 143
+                log.warning("%s: stopping all nodes", self.result.reason)
+                return
+            if self.duration_s and time.monotonic() - start >= self.duration_s:
+                self.result.reason = f"duration of {self.duration_s:g} s reached"
+                return
+            msg = watch.recv(timeout_ms=50)
+            if msg is not None and (ending := self._note_message(msg)):
+                self.result.reason = "schedule done" if ending == "schedule_done" else "aborted"
+                return
+            now = time.monotonic()
+            for node in self.nodes.values():
+                code = node.poll() if node.proc is not None else None
+                hung = code is None and now - node.last_beat > hb_timeout
+                if code is None and not hung:
+                    continue
+                what = (
+                    f"node {node.name!r} died (exit code {code})"
+                    if code is not None
+                    else f"node {node.name!r} sent no heartbeat for {hb_timeout:g} s"
+                )
+                if hung:
+                    node.kill()
+                    node.proc.wait()
+                    node.poll()
+                detail = node.last_error()
+                self.result.errors.append(what + (f": {detail}" if detail else ""))
+                if node.name in restartable and node.restarts < max_restarts:
+                    node.restarts += 1
+                    log.warning("%s; restarting it (%d/%d)", what, node.restarts, max_restarts)
+                    node.start()
+                    continue
+                self._fail(what + (f": {detail}" if detail else ""))
+                return
+            if msg is not None and any(
+                n.restarts and n.state == "ready" for n in self.nodes.values()
+            ):
+                # A restarted node reports ready again: start it.
+                control.publish("control", kind="control", meta={"command": "start"})
