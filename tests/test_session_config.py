@@ -21,7 +21,13 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_relative_paths(tmp_path):
     config = load_config(write(tmp_path, '[stimuli]\npath = "../faces"\n'))
     assert config["stimuli"]["path"] == str((tmp_path.parent / "faces").resolve())
-    assert config["timing"] == {"time_scale": 1.0, "tr_s": 2.0, "stimulus_s": 2.0, "isi_s": 2.0}
+    assert config["timing"] == {
+        "time_scale": 1.0,
+        "tr_s": 2.0,
+        "stimulus_s": 2.0,
+        "isi_s": 2.0,
+        "run_break_s": 30.0,
+    }
     assert config["session"]["mode"] == "decode"
     assert config["source"].endswith("session.toml")
 

@@ -50,6 +50,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tr_s": Key(float, 2.0, positive),
         "stimulus_s": Key(float, 2.0, positive),
         "isi_s": Key(float, 2.0, non_negative),
+        "run_break_s": Key(float, 30.0, non_negative),
     },
     "acquire": {
         "marker_stream": Key(str, "bci-markers"),

@@ -1,0 +1,203 @@
+"""The decode node: trial responses in, predicted latents out (the HYPER pipeline, live).
+
+Calibration trials (phase ``train``) are collected. When the first test response arrives and no
+model file exists yet, the calibration data are written as a dataset (``calibration.npz``) and
+``bci-train`` fits the model from it (``model.npz``); the node then loads that file, as it loads
+a model fitted offline. Each test trial is decoded once every participant's response has arrived
+(or after a short wait, with those present): each response is mapped into the common space, the
+subjects present are averaged, and the ridge decoder predicts the latent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bci.bus import Message
+from bci.decode.model import DecodingModel, load_decoding_model
+from bci.io.datasets import save_dataset
+from bci.nodes.base import Node, NodeError
+from bci.stimulus_set import load_stimulus_set
+
+
+@dataclass
+class PendingTrial:
+    """Responses of one test trial gathered so far."""
+
+    stimulus: str
+    first_arrival: float
+    responses: dict[int, np.ndarray] = field(default_factory=dict)
+    arrival_lsl: float = 0.0
+    bad: list[str] = field(default_factory=list)
+
+
+class DecodeNode(Node):
+    """Decode test trials with the session's model, fitting it from calibration if needed."""
+
+    name = "decode"
+    topics = ("responses",)
+    poll_ms = 5.0
+
+    def setup(self) -> None:
+        model_path = self.config["model"]["path"]
+        self.model_path = Path(model_path) if model_path else self.out / "model.npz"
+        self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+        self.model: DecodingModel | None = None
+        if self.model_path.is_file():
+            self._load_model()
+        self.n_subjects = len(self.config["acquire"]["streams"]) or 2
+        self.calibration: dict[int, tuple[str, dict[int, np.ndarray]]] = {}
+        self.pending: dict[int, PendingTrial] = {}
+        # Wait at most one TR (wall time) for the other participants of a trial.
+        self.wait_s = self.config["timing"]["tr_s"] / self.config["timing"]["time_scale"]
+
+    def _load_model(self) -> None:
+        try:
+            self.model = load_decoding_model(self.model_path)
+        except (OSError, ValueError) as err:
+            raise NodeError(f"decode: {err}") from None
+        self.n_subjects = len(self.model.n_voxels)
+        self.log.info(
+            "decode: model %s (%d subjects, latent_dim %d)",
+            self.model_path,
+            self.n_subjects,
+            self.model.latent_dim,
+        )
+
+    def handle(self, msg: Message) -> None:
+        if msg.kind != "response" or len(msg.arrays) != 1:
+            self.count("ignored")
+            return
+        meta = msg.meta
+        trial, subject, phase = int(meta["trial"]), int(meta["subject"]), meta.get("phase")
+        if meta.get("bad"):
+            self.count("bad_responses")
+            self.log.warning(
+                "decode: trial %d subject %d is bad (%s); left out", trial, subject, meta["bad"]
+            )
+            if phase == "test":
+                self._pending(trial, meta).bad.append(f"subject {subject}: {meta['bad']}")
+            return
+        pattern = np.array(msg.arrays[0], dtype=np.float32)
+        if phase == "train":
+            self.calibration.setdefault(trial, (meta["stimulus"], {}))[1][subject] = pattern
+            self.count("calibration_responses")
+        elif phase == "test":
+            entry = self._pending(trial, meta)
+            entry.responses[subject] = pattern
+            entry.arrival_lsl = max(entry.arrival_lsl, float(meta.get("arrival_lsl") or 0.0))
+
+    def _pending(self, trial: int, meta: dict) -> PendingTrial:
+        if trial not in self.pending:
+            self.pending[trial] = PendingTrial(str(meta["stimulus"]), time.monotonic())
+        return self.pending[trial]
+
+    def tick(self) -> None:
+        if self.model is None and (self.pending or self._calibration_complete()):
+            self._calibrate()
+        if not self.pending:
+            return
+        now = time.monotonic()
+        for trial in sorted(self.pending):
+            entry = self.pending[trial]
+            complete = len(entry.responses) + len(entry.bad) >= self.n_subjects
+            if not complete and now - entry.first_arrival < self.wait_s:
+                continue
+            del self.pending[trial]
+            self._decode(trial, entry)
+
+    def _decode(self, trial: int, entry: PendingTrial) -> None:
+        if not entry.responses:
+            self.count("undecodable_trials")
+            self.log.error(
+                "decode: trial %d has no usable response (%s)",
+                trial,
+                "; ".join(entry.bad) or "none arrived",
+            )
+            return
+        try:
+            latent = self.model.predict(entry.responses)
+        except ValueError as err:
+            self.count("undecodable_trials")
+            self.log.error("decode: trial %d: %s", trial, err)
+            return
+        self.publish(
+            "latents",
+            [latent],
+            kind="latent",
+            lsl_time=entry.arrival_lsl,
+            meta={
+                "trial": trial,
+                "stimulus": entry.stimulus,
+                "phase": "test",
+                "subjects": sorted(entry.responses),
+                "arrival_lsl": entry.arrival_lsl,
+            },
+        )
+        self.count("decoded")
+
+    def _calibration_complete(self) -> bool:
+        """All scheduled calibration trials have a response from every participant."""
+        n_train = self.config["stimuli"]["n_train"]
+        complete = sum(len(r) >= self.n_subjects for _, r in self.calibration.values())
+        return n_train > 0 and complete >= n_train
+
+    def _calibrate(self) -> None:
+        """Fit the model from the calibration trials with ``bci-train``, then load it."""
+        subjects = sorted({s for _, r in self.calibration.values() for s in r})
+        trials = [
+            t for t in sorted(self.calibration) if set(self.calibration[t][1]) == set(subjects)
+        ]
+        if len(trials) < 3 or not subjects:
+            raise NodeError(
+                f"decode: no model file at {self.model_path} and only {len(trials)} complete "
+                "calibration trials to fit one"
+            )
+        responses = [np.stack([self.calibration[t][1][s] for t in trials]) for s in subjects]
+        ids = [self.calibration[t][0] for t in trials]
+        latents = self.stimuli.latents[[self.stimuli.index_of(i) for i in ids]]
+        data = self.out / "calibration.npz"
+        save_dataset(
+            data,
+            responses,
+            latents,
+            np.array(["train"] * len(trials)),
+            meta={"stimuli": ids, "trials": trials, "subjects": subjects},
+        )
+        model = self.config["model"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bci.train",
+            str(data),
+            "--out",
+            str(self.model_path),
+            "--aligner",
+            model["aligner"],
+            "--alphas",
+            *map(str, model["alphas"]),
+        ]
+        if model["n_components"]:
+            cmd += ["--n-components", str(model["n_components"])]
+        self.log.info(
+            "decode: fitting the model on %d calibration trials: %s", len(trials), " ".join(cmd)
+        )
+        start = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+            raise NodeError(f"decode: bci-train failed: {lines[-1]}")
+        self.log.info("decode: model fitted in %.1f s", time.monotonic() - start)
+        self._load_model()
+        # Test trials that waited for the model are not late: restart their clocks.
+        now = time.monotonic()
+        for entry in self.pending.values():
+            entry.first_arrival = now
+
+
+NODE = DecodeNode
