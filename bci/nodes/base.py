@@ -48,7 +48,7 @@ class Node:
 
     name: ClassVar[str] = "node"
     topics: ClassVar[tuple[str, ...]] = ()
-    poll_ms: ClassVar[float] = 50.0
+    poll_ms: float = 50.0
 
     def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
         self.config = config

@@ -1,0 +1,367 @@
+"""The display node: presents the trial schedule, shows live reconstructions, marks every flip.
+
+Data flow
+---------
+``images`` (kind ``stimuli``, from render)
+    Stimulus images in chunks, ``arrays=[uint8 (k, H, W, 3)]``, ``meta={"ids": [...]}``; each
+    scheduled stimulus is converted once to surfaces and kept.
+``images.display`` (kind ``reconstruction``, LATEST)
+    ``arrays=[uint8 (H, W, 3)]``, ``meta={"trial", "stimulus", "arrival_lsl", ...}``: drawn at once
+    beside its stimulus in the experimenter's panel, and flipped without waiting for a frame.
+LSL marker stream ``[acquire] marker_stream`` (type ``Markers``, one string channel)
+    A JSON marker (:mod:`bci.nodes.markers`) for every flip: ``phase``, ``stimulus``, ``blank``,
+    ``reconstruction``, stamped with :func:`pylsl.local_clock` read right after the flip.
+    (Flips that only refresh text, the "waiting" message or the panel's status lines, are not
+    marked.)
+``events``
+    The same flips as bus events (kind ``flip`` or ``phase``, ``lsl_time`` = the marker's stamp),
+    then ``schedule_done``; ``abort`` when the experimenter presses ESC or closes the window.
+
+The schedule (:mod:`bci.nodes.schedule`) starts when the supervisor has sent ``start`` and every
+scheduled stimulus is buffered. Between frames the node waits on the bus socket with a timeout
+that ends at the next deadline (``poll_ms`` is recomputed every tick), so it reacts to a
+reconstruction as soon as it arrives and to a deadline within about a millisecond.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pygame
+from pylsl import IRREGULAR_RATE, StreamInfo, StreamOutlet, local_clock
+
+from bci.bus import Message, Publisher
+from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
+from bci.nodes.base import Node, NodeError
+from bci.nodes.markers import MARKER_STREAM_TYPE, encode_marker
+from bci.nodes.schedule import Schedule, ScheduledEvent
+from bci.nodes.screen import Screen, open_window
+from bci.stimulus_set import load_stimulus_set
+
+IDLE_POLL_MS = 20.0
+"""Longest wait on the bus between ticks (window events and heartbeats need a tick)."""
+GRACE_EXTRA_S = 2.0
+"""Wall seconds added to the acquisition window when waiting for the last reconstructions."""
+DROP_FRAMES = 1.5
+"""A scheduled flip later than this many frame periods counts as a dropped frame."""
+LATENCY_WINDOW = 1000
+"""Reconstruction flip latencies kept for the status (the most recent ones)."""
+
+
+class DisplayNode(Node):
+    """Shows stimuli to the participant and reconstructions to the experimenter (see module doc).
+
+    Parameters
+    ----------
+    config : dict
+        Validated session config; uses ``[display]``, ``[timing]``, ``[stimuli]``,
+        ``[acquire] marker_stream, delay_s, window_s`` and ``[session] ready_timeout_s``.
+    out : Path
+        Session folder.
+    publisher : Publisher
+        This node's bus socket.
+    """
+
+    name = "display"
+    topics = (IMAGES, IMAGES_DISPLAY)
+
+    def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
+        super().__init__(config, out, publisher)
+        self.poll_ms = IDLE_POLL_MS
+        self.frame_s = 1.0 / float(config["display"]["fps"])
+        acquire, timing = config["acquire"], config["timing"]
+        self.grace_s = (acquire["delay_s"] + acquire["window_s"]) / timing["time_scale"]
+        self.grace_s += GRACE_EXTRA_S
+        self.counters = {"dropped_frames": 0, "flips": 0, "reconstructions": 0}
+        self.schedule: Schedule | None = None
+        self.needed: frozenset[str] = frozenset()
+        self.surfaces: dict[str, tuple[pygame.Surface, pygame.Surface]] = {}
+        self.screen: Screen | None = None
+        self.outlet: StreamOutlet | None = None
+        self.vsync = False
+        self.driver = ""
+        self.lead_s = 0.0  # with vsync, flip half a frame early: the flip lands on the vblank
+        self.start_time: float | None = None  # LSL time of start()
+        self.t0: float | None = None  # LSL time the schedule started
+        self.done_at: float | None = None  # LSL time schedule_done is due
+        self.schedule_done = False
+        self.current: ScheduledEvent | None = None
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.worst_late_ms = 0.0
+        self._shown_waiting = ""
+
+    # -- life cycle --------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Load the stimulus ids, build the schedule, open the window and the marker outlet."""
+        path = self.config["stimuli"]["path"]
+        try:
+            ids = load_stimulus_set(path).ids
+            self.schedule = Schedule.from_config(self.config, ids)
+        except (FileNotFoundError, ValueError) as err:
+            raise NodeError(f"display: {err}") from None
+        self.needed = frozenset(self.schedule.stimulus_ids)
+        cfg = self.config["display"]
+        window = open_window(
+            cfg["width"], cfg["height"], fullscreen=cfg["fullscreen"], vsync=cfg["vsync"]
+        )
+        self.vsync, self.driver = window.vsync, window.driver
+        self.lead_s = 0.5 * self.frame_s if self.vsync else 0.0
+        self.screen = Screen(window.surface)
+        self.screen.clear()
+        self._draw_waiting()
+        self.outlet = self._open_outlet()
+        n = len(self.schedule.trials)
+        self.log.info(
+            "%d trials (%d train, %d test), %.2f s wall; stimuli from %s",
+            n,
+            self.config["stimuli"]["n_train"],
+            self.config["stimuli"]["n_test"],
+            self.schedule.duration,
+            path,
+        )
+
+    def _open_outlet(self) -> StreamOutlet:
+        stream = self.config["acquire"]["marker_stream"]
+        info = StreamInfo(
+            stream,
+            MARKER_STREAM_TYPE,
+            1,
+            IRREGULAR_RATE,
+            "string",
+            f"bci-markers-{self.name}",
+        )
+        info.desc().append_child_value("format", "json")
+        info.desc().append_child_value("node", self.name)
+        return StreamOutlet(info)
+
+    def start(self) -> None:
+        """The session has started: wait for the stimuli, then run the schedule."""
+        super().start()
+        self.start_time = local_clock()
+
+    def teardown(self) -> None:
+        """Close the marker stream and the window."""
+        self.outlet = None
+        pygame.font.quit()
+        pygame.display.quit()
+
+    def status(self) -> dict[str, Any]:
+        """Heartbeat payload: counters, schedule position, recent reconstruction flip latencies."""
+        lat = self.latencies_ms
+        return {
+            **super().status(),
+            "phase": self.current.phase if self.current else None,
+            "trial": self.current.trial if self.current else None,
+            "buffered": len(self.surfaces),
+            "needed": len(self.needed),
+            "vsync": self.vsync,
+            "driver": self.driver,
+            "worst_late_ms": round(self.worst_late_ms, 3),
+            "latency_ms": {
+                "n": len(lat),
+                "last": lat[-1] if lat else None,
+                "median": statistics.median(lat) if lat else None,
+                "max": max(lat) if lat else None,
+            },
+        }
+
+    # -- messages ------------------------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        """Buffer stimulus images; show reconstructions at once."""
+        if msg.topic == IMAGES and msg.kind == "stimuli":
+            self._buffer(msg)
+        elif msg.topic == IMAGES_DISPLAY and msg.kind == "reconstruction":
+            self._show_reconstruction(msg)
+        else:
+            self.count("ignored_messages")
+
+    def _buffer(self, msg: Message) -> None:
+        ids = msg.meta.get("ids")
+        images = msg.arrays[0] if len(msg.arrays) == 1 else None
+        shape_ok = images is not None and images.ndim == 4
+        if not shape_ok or not isinstance(ids, list) or len(ids) != len(images):
+            self.count("bad_messages")
+            self.log.warning("ignoring a malformed 'stimuli' message (seq %d)", msg.seq)
+            return
+        for sid, image in zip(map(str, ids), images, strict=True):
+            if sid not in self.needed or sid in self.surfaces:
+                continue
+            try:
+                self.surfaces[sid] = self.screen.prepare_stimulus(image)
+            except ValueError as err:
+                self.count("bad_messages")
+                self.log.warning("stimulus %s: %s", sid, err)
+
+    def _show_reconstruction(self, msg: Message) -> None:
+        meta = msg.meta
+        trial, stimulus = meta.get("trial"), meta.get("stimulus")
+        try:
+            tile = self.screen.prepare_reconstruction(msg.arrays[0])
+        except (IndexError, ValueError) as err:
+            self.count("bad_messages")
+            self.log.warning("ignoring a reconstruction for trial %s: %s", trial, err)
+            return
+        thumb = self.surfaces.get(str(stimulus), (None, None))[1]
+        self.screen.draw_pair(f"trial {trial} · {stimulus}", thumb, tile)
+        pygame.display.flip()
+        t = local_clock()
+        arrival = meta.get("arrival_lsl")
+        latency = None
+        if isinstance(arrival, int | float) and math.isfinite(arrival):
+            latency = (t - arrival) * 1000.0
+            self.latencies_ms.append(latency)
+        self.count("reconstructions")
+        self._mark(t, "reconstruction", trial=trial, stimulus=stimulus)
+        self._flip_event(
+            t, what="reconstruction", trial=trial, stimulus=stimulus, latency_ms=latency
+        )
+        self.screen.draw_status(self._status_lines())  # shown with the next flip
+
+    # -- time ----------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Window events, readiness, due frames, schedule end; then the wait until the next."""
+        self._pump_window()
+        if self.finished:
+            return
+        if self.t0 is None and not self._ready():
+            self.poll_ms = IDLE_POLL_MS
+            return
+        while frame := self.schedule.pop_frame(local_clock() - self.t0 + self.lead_s):
+            self._present(frame)
+        now = local_clock()
+        if self.schedule.done and self.done_at is None:
+            self.done_at = self.t0 + self.schedule.duration + self.grace_s
+        if self.done_at is not None and not self.schedule_done and now >= self.done_at:
+            self.schedule_done = True
+            trials, dropped = len(self.schedule.trials), self.counters["dropped_frames"]
+            self.event(
+                "schedule_done",
+                trials=trials,
+                dropped_frames=dropped,
+                reconstructions=self.counters["reconstructions"],
+            )
+            self.log.info("schedule done: %d trials, %d dropped frames", trials, dropped)
+            self.screen.draw_status(self._status_lines())
+            pygame.display.flip()  # the experimenter's panel only: not a marked flip
+        self.poll_ms = self._wait_ms(now)
+
+    def _wait_ms(self, now: float) -> float:
+        deadlines = []
+        if self.schedule.next_onset is not None:
+            deadlines.append(self.t0 + self.schedule.next_onset - self.lead_s)
+        if self.done_at is not None and not self.schedule_done:
+            deadlines.append(self.done_at)
+        if not deadlines:
+            return IDLE_POLL_MS
+        return min(IDLE_POLL_MS, max(0.0, (min(deadlines) - now) * 1000.0))
+
+    def _ready(self) -> bool:
+        """Start the schedule once started and buffered; show progress; enforce the timeout."""
+        have, need = len(self.surfaces), len(self.needed)
+        if self.started and have == need:
+            self.t0 = local_clock()
+            self.log.info(
+                "all %d stimuli buffered %.2f s after start; schedule begins",
+                need,
+                self.t0 - self.start_time,
+            )
+            return True
+        self._draw_waiting()
+        timeout = float(self.config["session"]["ready_timeout_s"])
+        if self.started and local_clock() - self.start_time > timeout:
+            missing = next(s for s in self.schedule.stimulus_ids if s not in self.surfaces)
+            raise NodeError(
+                f"display: only {have} of {need} stimulus images arrived within "
+                f"ready_timeout_s = {timeout:g} s (first missing: {missing})"
+            )
+        return False
+
+    def _draw_waiting(self) -> None:
+        text = f"waiting for stimuli ({len(self.surfaces)}/{len(self.needed)})"
+        if text != self._shown_waiting:
+            self._shown_waiting = text
+            self.screen.draw_message(text)
+            self.screen.draw_status(self._status_lines())
+            pygame.display.flip()
+
+    # -- flips ---------------------------------------------------------------------------------
+    def _present(self, frame: list[ScheduledEvent]) -> None:
+        """Draw one scheduled frame, flip, stamp, then mark every event of the frame."""
+        visual = next(e for e in frame if e.kind != "phase")
+        if visual.kind == "stimulus":
+            self.screen.draw_stimulus(self.surfaces[visual.stimulus][0])
+        else:
+            self.screen.draw_blank()
+        pygame.display.flip()
+        t = local_clock()
+        late = t - (self.t0 + visual.onset)
+        self.count("flips")
+        self.worst_late_ms = max(self.worst_late_ms, late * 1000.0)
+        if late > DROP_FRAMES * self.frame_s:
+            self.count("dropped_frames")
+            self.log.warning(
+                "%s of trial %d flipped %.1f ms late", visual.kind, visual.trial, late * 1000.0
+            )
+        self.current = visual
+        for e in frame:
+            if e.kind == "phase":
+                self._mark(t, "phase", phase=e.phase)
+                self.publish(
+                    EVENTS, kind="phase", meta={"node": self.name, "phase": e.phase}, lsl_time=t
+                )
+            else:
+                self._mark(t, e.kind, trial=e.trial, stimulus=e.stimulus, phase=e.phase)
+                self._flip_event(
+                    t,
+                    what=e.kind,
+                    trial=e.trial,
+                    stimulus=e.stimulus,
+                    phase=e.phase,
+                    late_ms=late * 1000.0,
+                )
+        self.screen.draw_status(self._status_lines())  # shown with the next flip
+
+    def _mark(self, t: float, event: str, **fields: Any) -> None:
+        self.outlet.push_sample([encode_marker(event, **fields)], t)
+
+    def _flip_event(self, t: float, **meta: Any) -> None:
+        self.publish(EVENTS, kind="flip", meta={"node": self.name, **meta}, lsl_time=t)
+
+    def _pump_window(self) -> None:
+        """Handle window events: ESC or closing the window aborts the session."""
+        for event in pygame.event.get():
+            escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+            if event.type == pygame.QUIT or escape:
+                reason = "escape" if escape else "window closed"
+                self.log.warning("abort requested by the experimenter (%s)", reason)
+                self.event("abort", reason=reason)
+                self.finished = True
+                return
+            if event.type == pygame.WINDOWEXPOSED:
+                pygame.display.flip()
+
+    def _status_lines(self) -> list[str]:
+        lines = []
+        if self.current is not None:
+            n = len(self.schedule.trials)
+            lines.append(f"{self.current.phase} · trial {self.current.trial + 1}/{n}")
+        else:
+            lines.append("session started" if self.started else "waiting for the session start")
+        c = self.counters
+        lines.append(f"flips {c['flips']} · dropped frames {c['dropped_frames']}")
+        if self.latencies_ms:
+            lines.append(
+                f"latency {self.latencies_ms[-1]:.1f} ms "
+                f"(median {statistics.median(self.latencies_ms):.1f}, n {len(self.latencies_ms)})"
+            )
+        lines.append(f"vsync {'on' if self.vsync else 'off'} · {self.driver}")
+        if self.schedule_done:
+            lines.append("schedule done: waiting for the supervisor to stop")
+        return lines
+
+
+NODE = DisplayNode
