@@ -1,0 +1,235 @@
+"""The acquire node: participants' LSL streams in, one response per trial and subject out.
+
+Loop: pull every participant inlet without waiting (the LSL time of the pull is the arrival time
+of what it returned) -> pull the display's markers; a stimulus marker opens a trial window
+``[onset + delay_s, onset + delay_s + window_s)`` (scanner seconds / time_scale) -> cut every
+window that is complete (:mod:`bci.nodes.trial_cutter`) -> publish it on ``responses``.
+
+Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxels,)`` array,
+``lsl_time`` = ``arrival_lsl``, and meta::
+
+    trial, stimulus, phase   from the marker
+    subject                  the participant's subject index
+    onset_lsl                the stimulus flip's LSL time
+    arrival_lsl              when the data that completed the window (or the marker, if later)
+                             arrived here, LSL clock
+    n_volumes                volumes averaged
+    bad                      None, or a one-line reason (the pattern is then zeros)
+
+Participants whose stream has the wrong channel count are left out with an error in the log;
+the node stops only when no participant is left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pylsl
+from pylsl import local_clock
+from pylsl.util import LostError
+
+from bci.nodes.base import Node, NodeError
+from bci.nodes.lsl_streams import (
+    DATA_PROCESSING,
+    MARKER_PROCESSING,
+    StreamQuery,
+    marker_query,
+    open_inlet,
+    participant_queries,
+    pull_markers,
+    pull_volumes,
+    resolve_all,
+)
+from bci.nodes.markers import decode_marker
+from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
+
+LATE_MARKER_S = 5.0
+"""A marker may arrive this long (LSL seconds) after its window's end and still find its data."""
+TOLERANCE_TR = 0.05
+"""Window boundary tolerance, as a fraction of a TR (see :mod:`bci.nodes.trial_cutter`)."""
+
+
+@dataclass
+class Participant:
+    """A participant's stream: where it comes from and its inlet."""
+
+    query: StreamQuery
+    inlet: pylsl.StreamInlet
+    bad_trials: int = 0
+
+
+def expected_channels(config: dict[str, Any], counts: list[int]) -> int:
+    """The channel count every participant stream must have.
+
+    The simulator's ``n_voxels`` when it is enabled; otherwise the count of the majority of the
+    streams (of the first stream when there is no majority).
+    """
+    if config["simulate"]["enabled"]:
+        return int(config["simulate"]["n_voxels"])
+    count, votes = Counter(counts).most_common(1)[0]
+    return count if 2 * votes > len(counts) else counts[0]
+
+
+class AcquireNode(Node):
+    """Cut one response per trial and subject out of the participants' LSL streams."""
+
+    name = "acquire"
+    poll_ms = 10.0
+
+    def setup(self) -> None:
+        acq, timing = self.config["acquire"], self.config["timing"]
+        scale = float(timing["time_scale"])
+        queries = participant_queries(self.config)
+        if not queries:
+            raise NodeError("acquire: [acquire] streams is empty and the simulator is disabled")
+        subjects = [q.subject for q in queries]
+        if len(set(subjects)) != len(subjects):
+            raise NodeError(f"acquire: [[acquire.streams]] repeat a subject: {subjects}")
+        infos = resolve_all([*queries, marker_query(self.config)], acq["resolve_timeout_s"])
+        self.markers = open_inlet(infos[-1], processing=MARKER_PROCESSING)
+        expected = expected_channels(self.config, [i.channel_count() for i in infos[:-1]])
+        tr = timing["tr_s"] / scale
+        if acq["window_s"] < timing["tr_s"]:
+            self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
+        self.participants: dict[int, Participant] = {}
+        buffers: dict[int, VolumeBuffer] = {}
+        for query, info in zip(queries, infos[:-1], strict=True):
+            problem = None
+            if info.channel_format() == pylsl.cf_string:
+                problem = "has string channels, expected numbers"
+            elif info.channel_count() != expected:
+                problem = f"has {info.channel_count()} channels, expected {expected}"
+            if problem:
+                self.log.error(
+                    "stream %s %s; subject %d is left out",
+                    query.describe(),
+                    problem,
+                    query.subject,
+                )
+                self.count("participants_left_out")
+                continue
+            rate = info.nominal_srate()
+            if rate > 0 and abs(rate * tr - 1.0) > 0.01:
+                self.log.warning(
+                    "stream %s has a nominal rate of %.4g Hz; [timing] says a volume every "
+                    "%.4g s (tr_s / time_scale)",
+                    query.describe(),
+                    rate,
+                    tr,
+                )
+            self.participants[query.subject] = Participant(
+                query, open_inlet(info, processing=DATA_PROCESSING)
+            )
+            buffers[query.subject] = VolumeBuffer(expected, 1.0 / rate if rate > 0 else None)
+        if not self.participants:
+            raise NodeError("acquire: no participant stream is usable (see the errors above)")
+        self.cutter = TrialCutter(
+            buffers,
+            acq["delay_s"] / scale,
+            acq["window_s"] / scale,
+            tolerance_s=TOLERANCE_TR * tr,
+            baseline_s=float(acq.get("baseline_s", 0.0)) / scale,
+            retain_s=(acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
+            stall_s=acq["resolve_timeout_s"],
+        )
+        self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
+        self.log.info(
+            "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
+            sorted(self.participants),
+            expected,
+            acq["delay_s"],
+            acq["delay_s"] + acq["window_s"],
+        )
+
+    def tick(self) -> None:
+        now = local_clock()
+        self._receive_volumes(now)
+        self._receive_markers(now)
+        for response in self.cutter.cut(now):
+            self._publish(response)
+
+    def _receive_volumes(self, now: float) -> None:
+        """Receive: every participant's new volumes, stamped as arrived ``now``."""
+        for subject, participant in list(self.participants.items()):
+            try:
+                data, times = pull_volumes(participant.inlet)
+            except LostError:
+                self._leave_out(subject, "its LSL source was lost")
+                continue
+            if times.size:
+                self.cutter.buffers[subject].append(data, times, now)
+                self.count("volumes", int(times.size))
+
+    def _receive_markers(self, now: float) -> None:
+        """Receive: the display's markers; each stimulus marker opens a trial."""
+        try:
+            markers = pull_markers(self.markers)
+        except LostError:
+            raise NodeError("acquire: the marker stream's LSL source was lost") from None
+        for text, onset in markers:
+            try:
+                marker = decode_marker(text)
+                if marker["event"] != "stimulus":
+                    continue
+                trial, stimulus = int(marker["trial"]), str(marker["stimulus"])
+            except (ValueError, KeyError, TypeError) as err:
+                self._foreign_marker(text, err)
+                continue
+            self.count("markers")
+            phase = str(marker.get("phase", ""))
+            if self.cutter.add_trial(trial, stimulus, phase, onset, known_at=now) is None:
+                self.count("repeated_markers")
+
+    def _publish(self, r: CutResponse) -> None:
+        """Publish: one trial response of one subject."""
+        meta = {
+            "trial": r.trial.trial,
+            "stimulus": r.trial.stimulus,
+            "phase": r.trial.phase,
+            "subject": r.subject,
+            "onset_lsl": r.trial.onset,
+            "arrival_lsl": r.arrival,
+            "n_volumes": r.n_volumes,
+            "bad": r.bad,
+        }
+        self.publish("responses", [r.pattern], kind="response", meta=meta, lsl_time=r.arrival)
+        self.count("trials")
+        if r.bad is not None:
+            self.count("bad_trials")
+            participant = self.participants.get(r.subject)
+            if participant is not None:
+                participant.bad_trials += 1
+                if participant.bad_trials == 1:
+                    self.log.warning(
+                        "subject %d, trial %d is bad (%s); further bad trials of this "
+                        "subject are only counted",
+                        r.subject,
+                        r.trial.trial,
+                        r.bad,
+                    )
+
+    def _foreign_marker(self, text: str, err: Exception) -> None:
+        self.count("foreign_markers")
+        if self.counters["foreign_markers"] == 1:
+            self.log.warning("ignoring a marker that is not ours (%s): %.60r", err, text)
+
+    def _leave_out(self, subject: int, why: str) -> None:
+        query = self.participants.pop(subject).query
+        self.cutter.remove_subject(subject)
+        self.count("participants_left_out")
+        self.log.error("stream %s: %s; subject %d is left out", query.describe(), why, subject)
+        if not self.participants:
+            raise NodeError("acquire: no participant stream is left")
+
+    def teardown(self) -> None:
+        for subject, participant in getattr(self, "participants", {}).items():
+            if participant.bad_trials:
+                self.log.info("subject %d had %d bad trial(s)", subject, participant.bad_trials)
+            participant.inlet.close_stream()
+        self.participants = {}
+        self.markers = None
+
+
+NODE = AcquireNode

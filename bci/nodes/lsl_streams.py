@@ -1,0 +1,275 @@
+"""LSL plumbing shared by the nodes: find streams, open inlets and outlets, pull chunks.
+
+Time stamps
+-----------
+Every time here is on the LSL clock (:func:`pylsl.local_clock`). Inlets are opened with
+``proc_clocksync`` (each sample's time is mapped onto this machine's clock) and
+``proc_monotonize``. ``proc_dejitter`` is off by default for data: it fits a regular sampling
+grid to the stream by recursive least squares, which is right for an amplifier but wrong as soon
+as a volume is missing: after a 5-sample gap in a 10 Hz stream the dejittered time stamps were
+measured up to 0.41 s (4 samples) off, recovering only over the following seconds. A scanner
+bridge stamps each volume at its trigger, which is what we want to keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
+from bci.nodes.base import NodeError
+from bci.nodes.markers import MARKER_STREAM_TYPE
+
+log = logging.getLogger("bci.lsl")
+
+DATA_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
+"""Post-processing of data inlets (see the module docstring for why not ``proc_dejitter``)."""
+MARKER_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
+"""Post-processing of marker inlets (irregular streams cannot be dejittered)."""
+SIM_PREFIX = "bci-sim-"
+MIN_RESOLVE_S = 0.5
+"""Each stream gets at least this long to answer, even when the shared deadline has passed."""
+
+
+class StreamNotFoundError(NodeError):
+    """An LSL stream did not appear in time; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class StreamQuery:
+    """What identifies a stream: any of name, type and source_id (empty: any value).
+
+    Attributes
+    ----------
+    name, type, source_id : str
+        LSL stream properties to match exactly.
+    subject : int
+        Participant index the stream belongs to (for participant streams).
+    """
+
+    name: str = ""
+    type: str = ""
+    source_id: str = ""
+    subject: int = 0
+
+    def _fields(self) -> list[tuple[str, str]]:
+        pairs = [("name", self.name), ("type", self.type), ("source_id", self.source_id)]
+        return [(k, v) for k, v in pairs if v]
+
+    def predicate(self) -> str:
+        """The XPath predicate for :func:`pylsl.resolve_bypred`, e.g. ``name='x' and type='y'``."""
+        for _, value in self._fields():
+            if "'" in value:
+                raise ValueError(f"LSL stream properties cannot contain a quote: {value!r}")
+        return " and ".join(f"{k}='{v}'" for k, v in self._fields())
+
+    def describe(self) -> str:
+        """``name='bci-sim-02' type='fMRI'``: how the stream is named in messages."""
+        return " ".join(f"{k}={v!r}" for k, v in self._fields())
+
+
+def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
+    """The participant streams of a session.
+
+    ``[[acquire.streams]]`` when configured; otherwise, with the simulator enabled, its two
+    default streams ``bci-sim-01`` and ``bci-sim-02`` (type ``fMRI``, subjects 0 and 1).
+
+    Parameters
+    ----------
+    config : dict
+        A validated session config.
+
+    Returns
+    -------
+    list of StreamQuery
+        One per participant, in config order.
+    """
+    streams = config["acquire"]["streams"]
+    if streams:
+        return [
+            StreamQuery(s["name"], s["type"], s["source_id"], int(s["subject"])) for s in streams
+        ]
+    if config["simulate"]["enabled"]:
+        return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i) for i in range(2)]
+    return []
+
+
+def marker_query(config: dict[str, Any]) -> StreamQuery:
+    """The display's marker stream (``[acquire] marker_stream``, type ``Markers``)."""
+    return StreamQuery(config["acquire"]["marker_stream"], MARKER_STREAM_TYPE)
+
+
+def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:
+    """Find one stream matching ``query``.
+
+    Parameters
+    ----------
+    query : StreamQuery
+        What to look for.
+    timeout_s : float
+        How long to wait for it.
+
+    Returns
+    -------
+    pylsl.StreamInfo
+        The stream (the first one if several match; a warning names how many).
+
+    Raises
+    ------
+    StreamNotFoundError
+        ``no LSL stream with name='x' type='fMRI' appeared within 10.0 s``.
+    """
+    return resolve_all([query], timeout_s)[0]
+
+
+def resolve_all(queries: Sequence[StreamQuery], timeout_s: float) -> list[pylsl.StreamInfo]:
+    """Find one stream per query, all within one deadline ``timeout_s`` from now.
+
+    Raises
+    ------
+    StreamNotFoundError
+        Naming the first query that found nothing.
+    """
+    deadline = time.monotonic() + timeout_s
+    found = []
+    for query in queries:
+        wait = max(deadline - time.monotonic(), MIN_RESOLVE_S)
+        infos = pylsl.resolve_bypred(query.predicate(), 1, wait)
+        if not infos:
+            raise StreamNotFoundError(
+                f"no LSL stream with {query.describe()} appeared within {float(timeout_s)} s"
+            )
+        if len(infos) > 1:
+            log.warning(
+                "%d LSL streams match %s; using the one with source_id=%r",
+                len(infos),
+                query.describe(),
+                infos[0].source_id(),
+            )
+        found.append(infos[0])
+    return found
+
+
+def open_inlet(
+    info: pylsl.StreamInfo,
+    *,
+    processing: int = DATA_PROCESSING,
+    max_buflen: int = 360,
+    timeout_s: float = 5.0,
+) -> pylsl.StreamInlet:
+    """Open an inlet now (so no sample pushed from now on is missed) and sync its clock once.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A resolved stream.
+    processing : int
+        pylsl post-processing flags (:data:`DATA_PROCESSING` or :data:`MARKER_PROCESSING`).
+    max_buflen : int
+        Seconds of data liblsl keeps for us (x100 samples for irregular streams).
+    timeout_s : float
+        For opening the stream and the first clock offset measurement.
+
+    Returns
+    -------
+    pylsl.StreamInlet
+    """
+    inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, processing_flags=processing)
+    try:
+        inlet.open_stream(timeout_s)
+        inlet.time_correction(timeout_s)  # the first query blocks; keep it out of the loop
+    except (LslTimeoutError, LostError):
+        raise NodeError(
+            f"LSL stream {info.name()!r} (source_id={info.source_id()!r}) was found but did not "
+            f"answer within {timeout_s} s"
+        ) from None
+    return inlet
+
+
+def pull_volumes(
+    inlet: pylsl.StreamInlet, max_samples: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Everything the inlet holds now, without waiting.
+
+    Returns
+    -------
+    data : np.ndarray
+        ``(n, n_channels)`` float32.
+    times : np.ndarray
+        ``(n,)`` float64 clock-corrected LSL time stamps.
+    """
+    blocks, stamps = [], []
+    while True:
+        data, times = inlet.pull_chunk(timeout=0.0, max_samples=max_samples, as_numpy=True)
+        if len(times) == 0:
+            break
+        blocks.append(np.asarray(data, dtype=np.float32))
+        stamps.append(np.asarray(times, dtype=np.float64))
+        if len(times) < max_samples:
+            break
+    if not blocks:
+        return np.empty((0, inlet.channel_count), np.float32), np.empty(0, np.float64)
+    return np.concatenate(blocks), np.concatenate(stamps)
+
+
+def pull_markers(inlet: pylsl.StreamInlet) -> list[tuple[str, float]]:
+    """The marker strings waiting in a one-channel string inlet, with their LSL times."""
+    out: list[tuple[str, float]] = []
+    while True:
+        samples, times = inlet.pull_chunk(timeout=0.0, max_samples=256)
+        out.extend((sample[0], float(t)) for sample, t in zip(samples, times, strict=True))
+        if len(times) < 256:
+            return out
+
+
+def make_outlet(
+    name: str,
+    stream_type: str,
+    n_channels: int,
+    rate_hz: float,
+    source_id: str,
+    *,
+    labels: Sequence[str] | None = None,
+    desc: dict[str, str] | None = None,
+    channel_format: str = "float32",
+) -> pylsl.StreamOutlet:
+    """Create an outlet (the stream becomes visible at once).
+
+    Parameters
+    ----------
+    name, stream_type, source_id : str
+        The stream's identity.
+    n_channels : int
+        Channels per sample.
+    rate_hz : float
+        Nominal rate (0 for irregular streams).
+    labels : sequence of str, optional
+        Channel labels, written to ``desc/channels/channel/label``.
+    desc : dict, optional
+        Extra ``desc`` entries (key -> text).
+    channel_format : str
+        ``"float32"``, ``"string"``, ...
+    """
+    info = pylsl.StreamInfo(name, stream_type, n_channels, rate_hz, channel_format, source_id)
+    for key, value in (desc or {}).items():
+        info.desc().append_child_value(key, str(value))
+    if labels is not None:
+        channels = info.desc().append_child("channels")
+        for label in labels:
+            channels.append_child("channel").append_child_value("label", label)
+    return pylsl.StreamOutlet(info)
+
+
+def make_marker_outlet(name: str) -> pylsl.StreamOutlet:
+    """The display's marker outlet: type ``Markers``, one string channel, irregular rate."""
+    source_id = f"bci-markers-{name}"
+    return make_outlet(
+        name, MARKER_STREAM_TYPE, 1, pylsl.IRREGULAR_RATE, source_id, channel_format="string"
+    )
