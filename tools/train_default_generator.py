@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
     p.add_argument("--batch", type=int, default=64, help="faces per step (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate")
     p.add_argument("--ema", type=float, default=0.998, help="weight moving-average decay")
@@ -116,7 +116,7 @@ def main() -> None:
         "ema": args.ema,
         "test_l1": round(test_l1, 5),
         "train_minutes": round(minutes, 1),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_default_module(ema, args.out, meta)

@@ -8,6 +8,7 @@ repository, so nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -112,7 +113,8 @@ def load_default_module(path: str | Path = WEIGHTS_PATH) -> FaceDecoder:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+        first = text.splitlines()[0].split(". ")[0] if text else type(err).__name__
         raise ValueError(
             f"{path} is not a readable default generator weights file ({first})"
         ) from None

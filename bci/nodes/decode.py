@@ -48,6 +48,7 @@ class DecodeNode(Node):
         self.model_path = Path(model_path) if model_path else self.out / "model.npz"
         self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
         self.model: DecodingModel | None = None
+        self.training: subprocess.Popen | None = None
         if self.model_path.is_file():
             self._load_model()
         self.n_subjects = len(self.config["acquire"]["streams"]) or 2
@@ -98,8 +99,11 @@ class DecodeNode(Node):
         return self.pending[trial]
 
     def tick(self) -> None:
-        if self.model is None and (self.pending or self._calibration_complete()):
-            self._calibrate()
+        if self.model is None:
+            if self.training is None and (self.pending or self._calibration_complete()):
+                self._calibrate()
+            if self.training is None or not self._training_done():
+                return
         if not self.pending:
             return
         now = time.monotonic()
@@ -140,6 +144,11 @@ class DecodeNode(Node):
             },
         )
         self.count("decoded")
+
+    def teardown(self) -> None:
+        if self.training is not None and self.training.poll() is None:
+            self.training.kill()
+            self.training.wait()
 
     def _calibration_complete(self) -> bool:
         """All scheduled calibration trials have a response from every participant."""
@@ -187,17 +196,29 @@ class DecodeNode(Node):
         self.log.info(
             "decode: fitting the model on %d calibration trials: %s", len(trials), " ".join(cmd)
         )
-        start = time.monotonic()
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        self.training = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.training_started = time.monotonic()
+
+    def _training_done(self) -> bool:
+        """Poll the running bci-train; load its model when it has finished."""
+        if self.training.poll() is None:
+            return False
+        output = self.training.stdout.read().strip()
+        self.training.stdout.close()
+        if self.training.returncode != 0:
+            lines = output.splitlines() or ["no output"]
             raise NodeError(f"decode: bci-train failed: {lines[-1]}")
-        self.log.info("decode: model fitted in %.1f s", time.monotonic() - start)
+        self.log.info("decode: %s", output.splitlines()[-1] if output else "model fitted")
+        self.log.info("decode: model fitted in %.1f s", time.monotonic() - self.training_started)
+        self.training = None
         self._load_model()
         # Test trials that waited for the model are not late: restart their clocks.
         now = time.monotonic()
         for entry in self.pending.values():
             entry.first_arrival = now
+        return True
 
 
 NODE = DecodeNode

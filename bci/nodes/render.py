@@ -51,21 +51,27 @@ class RenderNode(Node):
         self.n_scheduled = n
         self.generator.render(self.stimuli.latents[:1])  # warm up (allocations, kernels)
         self.pending: list[Message] = []
+        self.next_stimulus = 0
         self.log.info("render: %r on %s", self.generator, self.generator.device)
 
     def start(self) -> None:
         super().start()
         self.publisher.wait_for_subscribers("images", timeout_ms=10_000)
-        for first in range(0, self.n_scheduled, STIMULUS_CHUNK):
-            last = min(first + STIMULUS_CHUNK, self.n_scheduled)
-            images = self.generator.render(self.stimuli.latents[first:last])
-            self.publish(
-                "images",
-                [images],
-                kind="stimuli",
-                meta={"ids": list(self.stimuli.ids[first:last]), "first": first},
-            )
-        self.count("stimuli_rendered", self.n_scheduled)
+        self.next_stimulus = 0
+
+    def _publish_stimulus_chunk(self) -> None:
+        """Render and publish the next chunk of stimuli (one chunk per loop keeps heartbeats)."""
+        first = self.next_stimulus
+        last = min(first + STIMULUS_CHUNK, self.n_scheduled)
+        images = self.generator.render(self.stimuli.latents[first:last])
+        self.publish(
+            "images",
+            [images],
+            kind="stimuli",
+            meta={"ids": list(self.stimuli.ids[first:last]), "first": first},
+        )
+        self.next_stimulus = last
+        self.count("stimuli_rendered", last - first)
 
     def handle(self, msg: Message) -> None:
         if msg.kind != "latent" or len(msg.arrays) != 1:
@@ -74,6 +80,8 @@ class RenderNode(Node):
         self.pending.append(msg)
 
     def tick(self) -> None:
+        if self.started and self.next_stimulus < self.n_scheduled:
+            self._publish_stimulus_chunk()
         if not self.pending:
             return
         batch, self.pending = self.pending, []

@@ -56,6 +56,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "marker_stream": Key(str, "bci-markers"),
         "delay_s": Key(float, 4.0, non_negative),
         "window_s": Key(float, 4.0, positive),
+        "baseline_s": Key(float, 0.0, non_negative),
         "resolve_timeout_s": Key(float, 10.0, positive),
         "streams": Key(list, []),
     },

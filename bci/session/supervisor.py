@@ -203,8 +203,8 @@ class Supervisor:
                     node.proc.wait()
                     node.poll()
                 detail = node.last_error()
-                self.result.errors.append(what + (f": {detail}" if detail else ""))
                 if node.name in restartable and node.restarts < max_restarts:
+                    self.result.errors.append(what + (f": {detail}" if detail else ""))
                     node.restarts += 1
                     log.warning("%s; restarting it (%d/%d)", what, node.restarts, max_restarts)
                     node.start()
