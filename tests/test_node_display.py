@@ -152,6 +152,9 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
         assert render.wait_for_subscribers("images", timeout_ms=10_000)
         for lo, hi in ((0, 3), (3, 6)):  # in chunks, like the render node
             render.publish("images", [images[lo:hi]], kind="stimuli", meta={"ids": ids[lo:hi]})
+        # The test run waits for the decode node's model: announce it (as decode would).
+        assert render.wait_for_subscribers("events", timeout_ms=10_000)
+        render.publish("events", kind="model_ready", meta={"node": "decode"})
 
         n = N_TRAIN + N_TEST
         markers = pull_markers(inlet, 2 * n + 2, timeout_s=20.0)
@@ -258,3 +261,28 @@ def test_stimuli_that_never_arrive_stop_the_node_with_a_one_line_error(tmp_path)
         "ready_timeout_s = 1 s (first missing: face-0002)"
     )
     assert any(line.endswith(expected) for line in node.log().splitlines()), node.log()
+
+
+def test_test_run_waits_for_the_decoding_model(tmp_path):
+    config, ids, images = make_session(tmp_path)
+    render = Publisher("tcp://127.0.0.1:0", name="render")
+    node = NodeProcess(
+        "display", config, tmp_path, topics=["events"], peers={"render": render.endpoint}
+    )
+    inlet = None
+    try:
+        assert node.wait_state("ready", 30.0), node.log()
+        inlet = open_markers(config["acquire"]["marker_stream"])
+        node.send("start")
+        assert render.wait_for_subscribers("images", timeout_ms=10_000)
+        render.publish("images", [images], kind="stimuli", meta={"ids": ids})
+        calibration = pull_markers(inlet, 2 * N_TRAIN + 1, timeout_s=20.0)
+        assert [m["phase"] for m, _ in calibration] == ["train"] * (2 * N_TRAIN + 1)
+        assert pull_markers(inlet, 1, timeout_s=1.0) == []  # held: no model yet
+        render.publish("events", kind="model_ready", meta={"node": "decode"})
+        test_run = pull_markers(inlet, 2, timeout_s=10.0)
+        assert [m["event"] for m, _ in test_run] == ["phase", "stimulus"]
+        assert test_run[1][0]["phase"] == "test"
+    finally:
+        node.stop()
+        render.close()

@@ -70,6 +70,15 @@ class DecodeNode(Node):
             self.model.latent_dim,
         )
 
+    def start(self) -> None:
+        super().start()
+        if self.model is not None:
+            self._announce_model()
+
+    def _announce_model(self) -> None:
+        self.publisher.wait_for_subscribers("events", timeout_ms=2000)
+        self.event("model_ready", path=str(self.model_path), subjects=self.n_subjects)
+
     def handle(self, msg: Message) -> None:
         if msg.kind != "response" or len(msg.arrays) != 1:
             self.count("ignored")
@@ -214,6 +223,7 @@ class DecodeNode(Node):
         self.log.info("decode: model fitted in %.1f s", time.monotonic() - self.training_started)
         self.training = None
         self._load_model()
+        self._announce_model()
         # Test trials that waited for the model are not late: restart their clocks.
         now = time.monotonic()
         for entry in self.pending.values():

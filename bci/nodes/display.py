@@ -67,12 +67,15 @@ class DisplayNode(Node):
     """
 
     name = "display"
-    topics = (IMAGES, IMAGES_DISPLAY)
+    topics = (IMAGES, IMAGES_DISPLAY, EVENTS)
 
     def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
         super().__init__(config, out, publisher)
         self.poll_ms = IDLE_POLL_MS
         self.frame_s = 1.0 / float(config["display"]["fps"])
+        self.mode = config["session"]["mode"]
+        self.model_ready = False
+        self.holding = False
         acquire, timing = config["acquire"], config["timing"]
         self.grace_s = (acquire["delay_s"] + acquire["window_s"]) / timing["time_scale"]
         self.grace_s += GRACE_EXTRA_S
@@ -176,6 +179,10 @@ class DisplayNode(Node):
             self._buffer(msg)
         elif msg.topic == IMAGES_DISPLAY and msg.kind == "reconstruction":
             self._show_reconstruction(msg)
+        elif msg.topic == EVENTS:
+            if msg.kind == "model_ready" and not self.model_ready:
+                self.model_ready = True
+                self.log.info("the decoding model is ready")
         else:
             self.count("ignored_messages")
 
@@ -230,6 +237,9 @@ class DisplayNode(Node):
         if self.t0 is None and not self._ready():
             self.poll_ms = IDLE_POLL_MS
             return
+        if self._hold_for_model():
+            self.poll_ms = IDLE_POLL_MS
+            return
         while frame := self.schedule.pop_frame(local_clock() - self.t0 + self.lead_s):
             self._present(frame)
         now = local_clock()
@@ -248,6 +258,28 @@ class DisplayNode(Node):
             self.screen.draw_status(self._status_lines())
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
         self.poll_ms = self._wait_ms(now)
+
+    def _hold_for_model(self) -> bool:
+        """In decode mode the test run waits for the decoding model (fitted in the run break).
+
+        While it waits, the schedule's clock is held so that the test run starts, intact, the
+        moment the model is announced.
+        """
+        upcoming = self.schedule.next_event
+        if self.model_ready or self.mode != "decode" or upcoming is None:
+            return False
+        if upcoming.phase != "test":
+            return False
+        now = local_clock()
+        if now - self.t0 + self.lead_s < upcoming.onset:
+            return False
+        if not self.holding:
+            self.holding = True
+            self.log.info("test run waits for the decoding model")
+            self.screen.draw_status([*self._status_lines(), "waiting for the decoding model"])
+            pygame.display.flip()  # the experimenter's panel only: not a marked flip
+        self.t0 = now + self.lead_s - upcoming.onset
+        return True
 
     def _wait_ms(self, now: float) -> float:
         deadlines = []

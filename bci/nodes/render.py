@@ -10,6 +10,7 @@ came with its latent, so the display can stamp the closed-loop latency.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from bci.bus import Message
 from bci.generators import load
@@ -28,6 +29,9 @@ class RenderNode(Node):
 
     def setup(self) -> None:
         spec = self.config["generator"]
+        if spec["cpu_threads"]:
+            # One thread renders a small batch fastest on a machine the other nodes share.
+            torch.set_num_threads(spec["cpu_threads"])
         try:
             self.generator = load(
                 spec["spec"],

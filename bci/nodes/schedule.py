@@ -224,6 +224,11 @@ class Schedule:
         return self.events[self._cursor].onset if self._cursor < len(self.events) else None
 
     @property
+    def next_event(self) -> ScheduledEvent | None:
+        """The next event not yet popped, or None when every event has been popped."""
+        return self.events[self._cursor] if self._cursor < len(self.events) else None
+
+    @property
     def done(self) -> bool:
         """True once every event has been popped."""
         return self._cursor >= len(self.events)

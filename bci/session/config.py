@@ -39,6 +39,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "device": Key(str, "auto"),
         "half": Key(bool, False),
         "batch_size": Key(int, 16, positive),
+        "cpu_threads": Key(int, 1, non_negative),
     },
     "stimuli": {
         "path": Key(str, required=True),
