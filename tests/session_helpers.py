@@ -1,0 +1,90 @@
+"""Running real ``bci-session`` processes in tests, and checking that none outlives its test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def node_processes(marker: str) -> list[int]:
+    """PIDs of live processes whose command line mentions ``marker`` (e.g. a session folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def session_command(config: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bci.session.cli",
+        "--mode",
+        "decode",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def run_session(
+    config: Path, out: Path, *extra: str, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    return subprocess.run(
+        session_command(config, out, *extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def read_summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def write_config(path: Path, **tables: dict) -> Path:
+    """Write a small decode config: the demo's stimuli, fast timing, and ``tables`` on top."""
+    base = {
+        "session": {"mode": "decode", "heartbeat_timeout_s": 10.0},
+        "stimuli": {"path": str(REPO / "stimuli" / "demo-faces"), "n_train": 60, "n_test": 8},
+        "timing": {
+            "time_scale": 20.0,
+            "tr_s": 2.0,
+            "stimulus_s": 2.0,
+            "isi_s": 2.0,
+            "run_break_s": 10.0,
+        },
+        "acquire": {"marker_stream": f"bci-markers-{path.parent.name}", "resolve_timeout_s": 20.0},
+        "simulate": {"n_voxels": 256, "snr": 1.0, "seed": 3},
+        "display": {"width": 480, "height": 240},
+    }
+    for name, table in tables.items():
+        base[name] = {**base.get(name, {}), **table}
+    lines = []
+    for name, table in base.items():
+        streams = table.pop("streams", None)
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        for stream in streams or []:
+            lines.append(f"[[{name}.streams]]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path

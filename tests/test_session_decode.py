@@ -1,0 +1,165 @@
+"""bci-session --mode decode end to end: real processes, LSL, ZeroMQ and pygame (dummy driver)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from session_helpers import (
+    REPO,
+    node_processes,
+    read_summary,
+    run_session,
+    session_command,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_session(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("decode")
+    out = tmp / "session"
+    done = run_session(write_config(tmp / "s.toml"), out)
+    return done, out
+
+
+def test_session_decodes_the_test_trials(finished_session):
+    done, out = finished_session
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = read_summary(out)
+    assert summary["mode"] == "decode" and summary["reason"] == "schedule done"
+    assert summary["trials"] == {"train": 60, "test": 8}
+    decoding = summary["decoding"]
+    assert decoding["n"] == 8
+    assert decoding["latent_correlation"] > 0.3  # chance is 0
+    assert decoding["identification_2way"] > 0.7  # chance is 0.5
+    assert summary["latency_ms"]["n"] == 8 and summary["latency_ms"]["p50"] > 0
+    assert summary["dropped"] == {} and summary["errors"] == []
+    assert {n: f["exit_code"] for n, f in summary["nodes"].items()} == {
+        n: 0 for n in ("record", "simulate", "render", "display", "acquire", "decode")
+    }
+    assert "trials: 60 calibration, 8 test" in done.stdout
+
+
+def test_session_folder_has_latents_figures_and_logs(finished_session):
+    _, out = finished_session
+    latents = np.load(out / "decoded_latents.npz")
+    assert latents["decoded"].shape == (8, 32) and latents["true"].shape == (8, 32)
+    assert list(latents["stimulus"]) == [f"face-{i:04d}" for i in range(60, 68)]
+    for name in ("reconstructions.png", "latency.png", "model.npz", "calibration.npz"):
+        assert (out / name).stat().st_size > 1000, name
+    assert sorted(p.name for p in (out / "logs").iterdir()) == [
+        f"{n}.log" for n in ("acquire", "decode", "display", "record", "render", "simulate")
+    ]
+    assert node_processes(str(out)) == []
+
+
+def test_missing_stream_is_named_and_nothing_is_left_running(tmp_path):
+    config = write_config(
+        tmp_path / "s.toml",
+        simulate={"enabled": False},
+        acquire={"resolve_timeout_s": 1.0, "streams": [{"name": "nobody-here", "subject": 0}]},
+    )
+    out = tmp_path / "session"
+    done = run_session(config, out)
+    assert done.returncode == 1
+    message = "no LSL stream with name='nobody-here' type='fMRI' appeared within 1.0 s"
+    assert message in done.stderr
+    assert message in read_summary(out)["errors"][0]
+    assert read_summary(out)["nodes"]["acquire"]["exit_code"] == 1
+    assert node_processes(str(out)) == []
+
+
+def test_invalid_config_gets_one_line_naming_the_key(tmp_path):
+    config = write_config(tmp_path / "s.toml", timing={"tr_s": -2.0})
+    done = run_session(config, tmp_path / "session")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"bci-session: {config}: [timing] tr_s must be > 0, got -2.0"
+
+
+def _start(config, out):
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    return subprocess.Popen(
+        session_command(config, out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _wait_for_pid(out, node, timeout=60.0):
+    """The pid of ``node`` once the session runs (the display has begun its schedule)."""
+    deadline = time.monotonic() + timeout
+    log = out / "logs" / "display.log"
+    while time.monotonic() < deadline:
+        if log.exists() and "schedule begins" in log.read_text():
+            for pid in node_processes(str(out)):
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                if node.encode() in cmd and b"bci.nodes" in cmd:
+                    return pid
+        time.sleep(0.1)
+    raise AssertionError(f"{node} never became ready")
+
+
+def test_killed_node_is_named_and_the_rest_stop(tmp_path):
+    out = tmp_path / "session"
+    proc = _start(write_config(tmp_path / "s.toml"), out)
+    try:
+        os.kill(_wait_for_pid(out, "render"), signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, output[-2000:]
+    summary = read_summary(out)
+    assert summary["nodes"]["render"]["exit_code"] == -9
+    assert summary["errors"][0].startswith("node 'render' died (exit code -9)")
+    others = {n: f["exit_code"] for n, f in summary["nodes"].items() if n != "render"}
+    assert all(code == 0 for code in others.values()), others
+    assert node_processes(str(out)) == []
+
+
+def test_killed_node_is_restarted_when_the_config_asks(tmp_path):
+    out = tmp_path / "session"
+    config = write_config(tmp_path / "s.toml", session={"restart": ["render"]})
+    proc = _start(config, out)
+    try:
+        os.kill(_wait_for_pid(out, "render"), signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-2000:]
+    summary = read_summary(out)
+    assert summary["nodes"]["render"]["restarts"] == 1
+    assert summary["errors"][0].startswith("node 'render' died (exit code -9)")
+    assert summary["trials"]["test"] == 8
+    assert node_processes(str(out)) == []
+
+
+def test_ctrl_c_stops_everything_within_five_seconds(tmp_path):
+    out = tmp_path / "session"
+    proc = _start(write_config(tmp_path / "s.toml"), out)
+    try:
+        _wait_for_pid(out, "display")
+        time.sleep(1.0)
+        assert len(node_processes(str(out))) == 7  # the supervisor and six nodes
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        while node_processes(f"{out}/session.json") and time.monotonic() - sent < 30:
+            time.sleep(0.05)
+        stopped_in = time.monotonic() - sent
+        proc.wait(timeout=60)  # then the report is written
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert stopped_in < 5.0
+    summary = read_summary(out)
+    assert summary["reason"] == "stopped by SIGINT"
+    assert node_processes(str(out)) == []
