@@ -12,8 +12,16 @@ def test_round_trip_and_truncated_tail(tmp_path):
     writer = BusLogWriter(tmp_path / "bus", flush_s=0.0)
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     b = np.arange(5, dtype=np.int64)
-    writer.write(Message("latents", kind="latent", seq=0, lsl_time=1.5, arrays=[a, b],
-                         meta={"trial": np.int64(3)}))
+    writer.write(
+        Message(
+            "latents",
+            kind="latent",
+            seq=0,
+            lsl_time=1.5,
+            arrays=[a, b],
+            meta={"trial": np.int64(3)},
+        )
+    )
     writer.write(Message("events", kind="flip", seq=0, meta={"what": "stimulus"}))
     writer.write(Message("latents", kind="latent", seq=1, arrays=[a + 1]))
     writer.close()

@@ -13,8 +13,9 @@ from bci.train import main as bci_train
 
 @pytest.fixture(scope="module")
 def cohort_data():
-    cohort = SimulatedCohort(n_subjects=2, n_voxels=[300, 260], latent_dim=8, snr=0.2,
-                             random_state=0)
+    cohort = SimulatedCohort(
+        n_subjects=2, n_voxels=[300, 260], latent_dim=8, snr=0.2, random_state=0
+    )
     rng = np.random.default_rng(0)
     z = rng.standard_normal((260, 8)).astype(np.float32)
     x = cohort.trial_responses(z, seed=1)
@@ -42,8 +43,9 @@ def test_fit_predict_save_load(tmp_path, cohort_data):
 def test_errors(tmp_path, cohort_data):
     x, z = cohort_data
     model = fit_decoding_model([xi[:100] for xi in x], z[:100], aligner="srm", alphas=(10,))
-    with pytest.raises(ValueError, match="subject 1: response has 300 voxels, the model expects "
-                                         "260"):
+    with pytest.raises(
+        ValueError, match="subject 1: response has 300 voxels, the model expects 260"
+    ):
         model.predict({1: x[0][0]})
     with pytest.raises(ValueError, match=r"subject 2 is not in this model \(it has 2 subjects\)"):
         model.predict({2: x[0][0]})

@@ -78,11 +78,13 @@ def test_face_attributes_are_readable_from_the_images(gen):
             "hair_lightness",
             "background_lightness",
             "face_width",
-            "smile",
+            "glasses",
         )
     }
     assert all(v > 0.5 for v in named.values()), named
-    assert np.median(r) > 0.4, dict(zip(ATTRIBUTES, r.round(2), strict=True))
+    # With 200 held-out faces, chance correlations stay within about +-0.2; half the
+    # attributes (the ones a linear read-out of pixels can see at all) clear 0.45.
+    assert np.sum(r > 0.45) >= len(ATTRIBUTES) // 2, dict(zip(ATTRIBUTES, r.round(2), strict=True))
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -55,8 +55,14 @@ def sim() -> dict:
     signal = s[n_train:] @ qs[ref]
     # noise ceiling: the same signal in one voxel space, seen through independent noise
     ceiling = pattern_isc([signal + noise * rng.standard_normal(signal.shape) for _ in range(3)])
-    return {"train": [x[:n_train] for x in xs], "test": [x[n_train:] for x in xs],
-            "ceiling": ceiling, "k": k, "s": s, "n_train": n_train}
+    return {
+        "train": [x[:n_train] for x in xs],
+        "test": [x[n_train:] for x in xs],
+        "ceiling": ceiling,
+        "k": k,
+        "s": s,
+        "n_train": n_train,
+    }
 
 
 def test_heldout_isc_reaches_the_noise_ceiling(sim: dict) -> None:
@@ -92,13 +98,16 @@ def test_dual_equals_full_when_fewer_samples_than_voxels() -> None:
     np.testing.assert_allclose(dual.scales_, full.scales_, rtol=1e-8)
 
 
-@pytest.mark.parametrize("params", [
-    {},
-    {"zscore_all": True},
-    {"alpha": 0.5, "zscore_all": True, "output_dim": 6},
-    {"alpha": 0.0, "level2_niter": 2, "ref_ds": 0, "combiner1": 0.3},
-    {"zscore_common": False, "scaling": False, "reflection": False, "level2_niter": 0},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"zscore_all": True},
+        {"alpha": 0.5, "zscore_all": True, "output_dim": 6},
+        {"alpha": 0.0, "level2_niter": 2, "ref_ds": 0, "combiner1": 0.3},
+        {"zscore_common": False, "scaling": False, "reflection": False, "level2_niter": 0},
+    ],
+)
 def test_transform_one_matches_transform(sim: dict, params: dict) -> None:
     ha = Hyperalignment(verbose=False, **params).fit(sim["train"])
     full = ha.transform(sim["test"])
@@ -158,14 +167,20 @@ def test_errors(sim: dict) -> None:
     bad[2][3, 4] = np.inf
     with pytest.raises(ValueError, match=_exact("subject 2: data contain NaN or Inf values")):
         Hyperalignment(verbose=False).fit(bad)
-    with pytest.raises(ValueError, match=_exact(
-            "all subjects must have the same number of samples; got [150, 149, 150]")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("all subjects must have the same number of samples; got [150, 149, 150]"),
+    ):
         Hyperalignment(verbose=False).fit([train[0], train[1][:-1], train[2]])
-    with pytest.raises(ValueError, match=_exact(
-            "subject 1: expected a 2-D array (n_samples, n_features); got shape (150,)")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("subject 1: expected a 2-D array (n_samples, n_features); got shape (150,)"),
+    ):
         Hyperalignment(verbose=False).fit([train[0], train[1][:, 0], train[2]])
-    with pytest.raises(ValueError, match=_exact(
-            "Hyperalignment: expected a list of 2-D arrays, one per subject; got dict")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("Hyperalignment: expected a list of 2-D arrays, one per subject; got dict"),
+    ):
         Hyperalignment(verbose=False).fit({0: train[0]})
     with pytest.raises(ValueError, match=_exact("ref_ds=3 is out of range for 3 subjects")):
         Hyperalignment(ref_ds=3, verbose=False).fit(train)
@@ -181,22 +196,22 @@ def test_errors(sim: dict) -> None:
         ha.transform_one(train[1][0, :47], 1)
     with pytest.raises(ValueError, match=_exact("subject 0: expected 40 voxels, got 48")):
         ha.transform([train[1], train[1], train[2]])
-    with pytest.raises(IndexError, match=_exact(
-            "subject index 3 is out of range for 3 fitted subjects")):
+    with pytest.raises(
+        IndexError, match=_exact("subject index 3 is out of range for 3 fitted subjects")
+    ):
         ha.transform_one(train[0][0], 3)
-    with pytest.raises(IndexError, match=_exact(
-            "subject index -1 is out of range for 3 fitted subjects")):
+    with pytest.raises(
+        IndexError, match=_exact("subject index -1 is out of range for 3 fitted subjects")
+    ):
         ha.transform_one(train[0][0], -1)
     with pytest.raises(ValueError, match=_exact("subject 0: data contain NaN or Inf values")):
         ha.transform_one(np.full(40, np.nan), 0)
-    with pytest.raises(ValueError, match=_exact(
-            "expected data for 3 subjects (as fitted); got 2")):
+    with pytest.raises(ValueError, match=_exact("expected data for 3 subjects (as fitted); got 2")):
         ha.transform(train[:2])
 
 
 def test_save_load_round_trip(sim: dict, tmp_path) -> None:
-    ha = Hyperalignment(alpha=0.7, zscore_all=True, output_dim=5, ref_ds=np.int64(1),
-                        verbose=False)
+    ha = Hyperalignment(alpha=0.7, zscore_all=True, output_dim=5, ref_ds=np.int64(1), verbose=False)
     ha.fit(sim["train"])
     path = save_aligner(ha, tmp_path / "ha.model")  # the name is used as given
     assert path == tmp_path / "ha.model" and path.exists()
@@ -204,8 +219,9 @@ def test_save_load_round_trip(sim: dict, tmp_path) -> None:
     assert back.get_params() == ha.get_params()
     for a, b in zip(back.transform(sim["test"]), ha.transform(sim["test"]), strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(back.transform_one(sim["test"][2][0], 2),
-                                  ha.transform_one(sim["test"][2][0], 2))
+    np.testing.assert_array_equal(
+        back.transform_one(sim["test"][2][0], 2), ha.transform_one(sim["test"][2][0], 2)
+    )
     assert back.ref_ds_ == ha.ref_ds_ == 1 and back.n_voxels_ == ha.n_voxels_
 
 
@@ -227,30 +243,40 @@ def test_load_errors(sim: dict, tmp_path) -> None:
 
     flipped = tmp_path / "flipped.npz"
     middle = len(data) // 2
-    flipped.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64])
-                        + data[middle + 64:])
+    flipped.write_bytes(
+        data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :]
+    )
     with pytest.raises(ValueError, match=rf"^{re.escape(str(flipped))}: ") as err:
         load_aligner(flipped)
     assert "\n" not in str(err.value)
 
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.zeros(3))
-    with pytest.raises(ValueError, match=_exact(
-            f"{plain}: no metadata entry (not an aligner file)")):
+    with pytest.raises(
+        ValueError, match=_exact(f"{plain}: no metadata entry (not an aligner file)")
+    ):
         load_aligner(plain)
 
-    with pytest.raises(ValueError, match=_exact(f"{good}: contains a Hyperalignment, "
-                                                "expected a SRM")):
+    with pytest.raises(
+        ValueError, match=_exact(f"{good}: contains a Hyperalignment, expected a SRM")
+    ):
         load_aligner(good, expected=SRM)
 
     missing = tmp_path / "missing.npz"
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(missing))}: cannot read aligner "
-                                         r"file \(FileNotFoundError"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(missing))}: cannot read aligner "
+        r"file \(FileNotFoundError",
+    ):
         load_aligner(missing)
 
-    with pytest.raises(ValueError, match=_exact(
+    with pytest.raises(
+        ValueError,
+        match=_exact(
             "cannot save an unfitted Hyperalignment (missing n_voxels_, ref_ds_, means_, stds_, "
-            "projections_, offsets_, scales_, template_, components_, training_residuals_)")):
+            "projections_, offsets_, scales_, template_, components_, training_residuals_)"
+        ),
+    ):
         save_aligner(Hyperalignment(), tmp_path / "unfitted.npz")
 
 

@@ -132,8 +132,7 @@ def test_one_sample_and_dtype() -> None:
 
 def test_sklearn_params_and_clone() -> None:
     pro = Procrustes(scaling=False, svd="full")
-    assert pro.get_params() == {"scaling": False, "reflection": True, "demean": True,
-                                "svd": "full"}
+    assert pro.get_params() == {"scaling": False, "reflection": True, "demean": True, "svd": "full"}
     assert clone(pro).set_params(svd="dual").svd == "dual"
     assert pro.fit(np.eye(3), np.eye(3)) is pro
 
@@ -151,21 +150,27 @@ def test_save_load_round_trip(tmp_path) -> None:
 def test_errors() -> None:
     rng = np.random.default_rng(9)
     x = rng.standard_normal((10, 4))
-    with pytest.raises(ValueError, match=_exact(
-            "source and target must have the same number of samples; got 10 and 9")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("source and target must have the same number of samples; got 10 and 9"),
+    ):
         Procrustes().fit(x, x[:9])
     bad = x.copy()
     bad[2, 1] = np.nan
     with pytest.raises(ValueError, match=_exact("target: data contain NaN or Inf values")):
         Procrustes().fit(x, bad)
-    with pytest.raises(ValueError, match=_exact(
-            "source: expected a 2-D array (n_samples, n_features); got shape (2, 5, 4)")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("source: expected a 2-D array (n_samples, n_features); got shape (2, 5, 4)"),
+    ):
         Procrustes().fit(np.zeros((2, 5, 4)), x)
-    with pytest.raises(ValueError, match=_exact(
-            "source: data have no variance; cannot fit a Procrustes transform")):
+    with pytest.raises(
+        ValueError, match=_exact("source: data have no variance; cannot fit a Procrustes transform")
+    ):
         Procrustes().fit(np.ones((10, 4)), x)
-    with pytest.raises(ValueError, match=_exact(
-            "svd must be one of ('auto', 'dual', 'full'); got 'thin'")):
+    with pytest.raises(
+        ValueError, match=_exact("svd must be one of ('auto', 'dual', 'full'); got 'thin'")
+    ):
         Procrustes(svd="thin").fit(x, x)
     with pytest.raises(NotFittedError):
         Procrustes().transform(x)

@@ -87,8 +87,10 @@ def test_save_load_round_trip(data: dict, tmp_path) -> None:
     assert back.get_params() == srm.get_params()
     for a, b in zip(back.transform(data["test"]), srm.transform(data["test"]), strict=True):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match=_exact(
-            f"{tmp_path / 'srm.npz'}: contains a SRM, expected a Hyperalignment")):
+    with pytest.raises(
+        ValueError,
+        match=_exact(f"{tmp_path / 'srm.npz'}: contains a SRM, expected a Hyperalignment"),
+    ):
         load_aligner(tmp_path / "srm.npz", expected=Hyperalignment)
 
 
@@ -96,24 +98,30 @@ def test_errors(data: dict) -> None:
     train = data["train"]
     with pytest.raises(ValueError, match=_exact("SRM needs at least 2 subjects; got 1")):
         SRM(verbose=False).fit(train[:1])
-    with pytest.raises(ValueError, match=_exact(
-            "SRM: n_features=200 exceeds the number of samples (120)")):
+    with pytest.raises(
+        ValueError, match=_exact("SRM: n_features=200 exceeds the number of samples (120)")
+    ):
         SRM(n_features=200, verbose=False).fit(train)
-    with pytest.raises(ValueError, match=_exact(
-            "SRM: n_features=35 exceeds the smallest voxel count (30, subject 0)")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("SRM: n_features=35 exceeds the smallest voxel count (30, subject 0)"),
+    ):
         SRM(n_features=35, verbose=False).fit(train)
     bad = [x.copy() for x in train]
     bad[1][0, 0] = np.nan
     with pytest.raises(ValueError, match=_exact("subject 1: data contain NaN or Inf values")):
         SRM(n_features=3, verbose=False).fit(bad)
-    with pytest.raises(ValueError, match=_exact(
-            "all subjects must have the same number of samples; got [120, 120, 100]")):
+    with pytest.raises(
+        ValueError,
+        match=_exact("all subjects must have the same number of samples; got [120, 120, 100]"),
+    ):
         SRM(n_features=3, verbose=False).fit([train[0], train[1], train[2][:100]])
     with pytest.raises(NotFittedError):
         SRM().transform_one(train[0][0], 0)
     srm = SRM(n_features=3, n_iter=1, random_state=0, verbose=False).fit(train)
     with pytest.raises(ValueError, match=_exact("subject 2: expected 50 voxels, got 40")):
         srm.transform_one(train[1][0], 2)
-    with pytest.raises(IndexError, match=_exact(
-            "subject index 5 is out of range for 3 fitted subjects")):
+    with pytest.raises(
+        IndexError, match=_exact("subject index 5 is out of range for 3 fitted subjects")
+    ):
         srm.transform_one(train[0], 5)

@@ -150,8 +150,9 @@ class MultiSubjectAligner(BaseEstimator):
         for i, d in enumerate(datasets):
             x = check_array_2d(d, f"subject {i}")
             if x.shape[1] != self.n_voxels_[i]:
-                raise ValueError(f"subject {i}: expected {self.n_voxels_[i]} voxels, "
-                                 f"got {x.shape[1]}")
+                raise ValueError(
+                    f"subject {i}: expected {self.n_voxels_[i]} voxels, got {x.shape[1]}"
+                )
             out.append(self._apply(x, i).astype(output_dtype(d), copy=False))
         return out
 
@@ -224,8 +225,18 @@ class Hyperalignment(MultiSubjectAligner):
         template it was aligned to, per level (PyMVPA's ``training_residual_errors``).
     """
 
-    _persisted_attrs = ("n_voxels_", "ref_ds_", "means_", "stds_", "projections_", "offsets_",
-                        "scales_", "template_", "components_", "training_residuals_")
+    _persisted_attrs = (
+        "n_voxels_",
+        "ref_ds_",
+        "means_",
+        "stds_",
+        "projections_",
+        "offsets_",
+        "scales_",
+        "template_",
+        "components_",
+        "training_residuals_",
+    )
 
     def __init__(
         self,
@@ -265,8 +276,9 @@ class Hyperalignment(MultiSubjectAligner):
         if self.output_dim is not None and (
             not isinstance(self.output_dim, (int, np.integer)) or self.output_dim < 1
         ):
-            raise ValueError(f"output_dim must be a positive integer or None; "
-                             f"got {self.output_dim!r}")
+            raise ValueError(
+                f"output_dim must be a positive integer or None; got {self.output_dim!r}"
+            )
         check_svd_mode(self.svd)
 
     def fit(self, datasets: Sequence[object], y: object = None) -> Hyperalignment:
@@ -289,10 +301,13 @@ class Hyperalignment(MultiSubjectAligner):
         n_vox = [x.shape[1] for x in xs]
         ref = int(np.argmax(n_vox)) if self.ref_ds is None else int(self.ref_ds)
         if self.output_dim is not None and self.output_dim > min(n, n_vox[ref]):
-            raise ValueError(f"output_dim={self.output_dim} exceeds min(n_samples, n_voxels[ref]) "
-                             f"= {min(n, n_vox[ref])}")
-        logger.info("hyperalignment: %d subjects, %d samples, voxels %s, reference %d",
-                    n_sub, n, n_vox, ref)
+            raise ValueError(
+                f"output_dim={self.output_dim} exceeds min(n_samples, n_voxels[ref]) "
+                f"= {min(n, n_vox[ref])}"
+            )
+        logger.info(
+            "hyperalignment: %d subjects, %d samples, voxels %s, reference %d", n_sub, n, n_vox, ref
+        )
 
         means = stds = None
         if self.zscore_all:
@@ -305,8 +320,7 @@ class Hyperalignment(MultiSubjectAligner):
         sides = [Side(x, True, f"subject {i}") for i, x in enumerate(xs)]
 
         total = (n_sub - 1) + self.level2_niter * n_sub + n_sub
-        with tqdm(total=total, desc="hyperalignment", unit="fit",
-                  disable=not self.verbose) as bar:
+        with tqdm(total=total, desc="hyperalignment", unit="fit", disable=not self.verbose) as bar:
             template, residuals = self._levels_1_2(xs, sides, ref, bar)
             bar.set_postfix_str("level 3")
             final = []
@@ -327,8 +341,10 @@ class Hyperalignment(MultiSubjectAligner):
             projections = [p @ components for p in projections]
             offsets = [o @ components for o in offsets]
         if reg is not None:  # fold the regulariser in: z @ W @ P = z @ (V diag(w) (V^T P))
-            projections = [basis @ (w[:, None] * (basis.T @ p))
-                           for (basis, w, _), p in zip(reg, projections, strict=True)]
+            projections = [
+                basis @ (w[:, None] * (basis.T @ p))
+                for (basis, w, _), p in zip(reg, projections, strict=True)
+            ]
 
         self.n_voxels_ = n_vox
         self.ref_ds_ = ref
@@ -339,8 +355,11 @@ class Hyperalignment(MultiSubjectAligner):
         self.template_ = template
         self.components_ = components
         self.training_residuals_ = residuals
-        logger.info("hyperalignment done: common space %s, final residuals %s",
-                    template.shape, np.round(residuals[-1], 3).tolist())
+        logger.info(
+            "hyperalignment done: common space %s, final residuals %s",
+            template.shape,
+            np.round(residuals[-1], 3).tolist(),
+        )
         return self
 
     def _align(self, side: Side, target: np.ndarray) -> np.ndarray:
@@ -381,8 +400,9 @@ class Hyperalignment(MultiSubjectAligner):
                     loo = zscore(loo)
                 mapped[i] = self._align(sides[i], loo)
                 residuals[1 + it, i] = np.linalg.norm(mapped[i] - common)
-                logger.debug("level 2 pass %d: subject %d residual %.4g", it, i,
-                             residuals[1 + it, i])
+                logger.debug(
+                    "level 2 pass %d: subject %d residual %.4g", it, i, residuals[1 + it, i]
+                )
                 bar.update()
             common = np.mean(mapped, axis=0)
         if self.zscore_common:
@@ -394,8 +414,12 @@ class Hyperalignment(MultiSubjectAligner):
     ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None]:
         if self.means_ is None:
             return None, None, self.projections_[subject], self.offsets_[subject]
-        return (self.means_[subject], self.stds_[subject], self.projections_[subject],
-                self.offsets_[subject])
+        return (
+            self.means_[subject],
+            self.stds_[subject],
+            self.projections_[subject],
+            self.offsets_[subject],
+        )
 
     def _validate_fitted(self) -> None:
         """Check the fitted attributes are consistent (used after loading from disk)."""

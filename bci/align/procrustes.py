@@ -210,8 +210,9 @@ def _solve_full(src: Side, tgt: Side, reflection: bool) -> Factors:
         u[:, -1] = -u[:, -1]
         s[-1] = -s[-1]
     basis_in = np.ascontiguousarray(vh[:, :p_s].T)
-    return Factors((None, basis_in), (None, u[:p_t].copy()), float(s.sum()), src.z @ basis_in,
-                   "full")
+    return Factors(
+        (None, basis_in), (None, u[:p_t].copy()), float(s.sum()), src.z @ basis_in, "full"
+    )
 
 
 def _solve_dual(src: Side, tgt: Side, reflection: bool) -> Factors:
@@ -325,8 +326,15 @@ class Procrustes(BaseEstimator):
         Number of source features.
     """
 
-    _persisted_attrs = ("basis_in_", "basis_out_", "scale_", "mean_in_", "mean_out_", "svd_",
-                        "n_features_in_")
+    _persisted_attrs = (
+        "basis_in_",
+        "basis_out_",
+        "scale_",
+        "mean_in_",
+        "mean_out_",
+        "svd_",
+        "n_features_in_",
+    )
 
     def __init__(
         self,
@@ -372,8 +380,9 @@ class Procrustes(BaseEstimator):
         self.mean_out_ = tgt.mean
         self.svd_ = fac.mode
         self.n_features_in_ = x.shape[1]
-        logger.debug("Procrustes (%s): %s -> %s, scale %.4g", fac.mode, x.shape, y.shape,
-                     self.scale_)
+        logger.debug(
+            "Procrustes (%s): %s -> %s, scale %.4g", fac.mode, x.shape, y.shape, self.scale_
+        )
         return self
 
     @property

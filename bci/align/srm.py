@@ -93,17 +93,27 @@ class SRM(MultiSubjectAligner):
             raise ValueError(f"SRM: n_features={k} exceeds the number of samples ({n})")
         n_vox = [x.shape[1] for x in xs]
         if k > min(n_vox):
-            raise ValueError(f"SRM: n_features={k} exceeds the smallest voxel count "
-                             f"({min(n_vox)}, subject {int(np.argmin(n_vox))})")
+            raise ValueError(
+                f"SRM: n_features={k} exceeds the smallest voxel count "
+                f"({min(n_vox)}, subject {int(np.argmin(n_vox))})"
+            )
 
         rng = check_random_state(self.random_state)
         seeds = [rng.randint(2**31 - 1) for _ in xs]
-        w = [np.linalg.qr(np.random.RandomState(s).random_sample((p, k)))[0]
-             for s, p in zip(seeds, n_vox, strict=True)]
+        w = [
+            np.linalg.qr(np.random.RandomState(s).random_sample((p, k)))[0]
+            for s, p in zip(seeds, n_vox, strict=True)
+        ]
         s = _shared(xs, w)
         objective = [_objective(xs, w, s)]
-        logger.info("SRM: %d subjects, %d samples, voxels %s, k=%d; objective %.6g",
-                    len(xs), n, n_vox, k, objective[0])
+        logger.info(
+            "SRM: %d subjects, %d samples, voxels %s, k=%d; objective %.6g",
+            len(xs),
+            n,
+            n_vox,
+            k,
+            objective[0],
+        )
         for it in tqdm(range(self.n_iter), desc="SRM", unit="iter", disable=not self.verbose):
             for i, x in enumerate(xs):
                 a = x.T @ s
