@@ -27,27 +27,28 @@ def node_processes(marker: str) -> list[int]:
     return pids
 
 
-def session_command(config: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bci.session.cli",
-        "--mode",
-        "decode",
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-        *extra,
-    ]
+def session_command(
+    config: Path | None, out: Path, *extra: str, mode: str = "decode", resume: bool = False
+) -> list[str]:
+    """``bci-session`` with ``config`` (if any) into ``out``; ``resume`` continues ``out``."""
+    if resume:
+        where = ["--resume", str(out)]
+    else:
+        where = [*(["--config", str(config)] if config else []), "--out", str(out)]
+    return [sys.executable, "-m", "bci.session.cli", "--mode", mode, *where, *extra]
 
 
 def run_session(
-    config: Path, out: Path, *extra: str, timeout: float = 240
+    config: Path | None,
+    out: Path,
+    *extra: str,
+    timeout: float = 240,
+    mode: str = "decode",
+    resume: bool = False,
 ) -> subprocess.CompletedProcess:
     env = dict(os.environ, SDL_VIDEODRIVER="dummy")
     return subprocess.run(
-        session_command(config, out, *extra),
+        session_command(config, out, *extra, mode=mode, resume=resume),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -35,6 +35,11 @@ def test_round_trip_and_truncated_tail(tmp_path):
     index = tmp_path / "bus" / "messages.jsonl"
     index.write_text(index.read_text()[:-20])  # a crash mid-line
     assert len(read_bus_log(tmp_path / "bus")) == 2
+    # A resumed session appends to the same log: the cut line is ended, what follows is read.
+    writer = BusLogWriter(tmp_path / "bus")
+    writer.write(Message("events", kind="resumed", seq=0))
+    writer.close()
+    assert [m.kind for m in read_bus_log(tmp_path / "bus")] == ["latent", "flip", "resumed"]
 
 
 def test_missing_log_reads_empty(tmp_path):

@@ -212,3 +212,12 @@ def test_cli_replays_at_speed_zero(tmp_path, capsys):
     assert "replaying 1 streams of cli.xdf" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.xdf")]) == 2
     assert "error: no recording file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("speed", "factor"), [(4.0, 4.0), (0.0, 1.0)])
+def test_nominal_rate_follows_the_replay_speed(recording, speed, factor):
+    regular = next(s for s in recording.streams if s.nominal_srate > 0)
+    rename = {regular.name: _unique(recording)[regular.name]}
+    with ReplayPlayer(recording, speed=speed, rename=rename, streams=[regular.name]):
+        (inlet,) = _inlets([rename[regular.name]])
+        assert inlet.info(5.0).nominal_srate() == pytest.approx(regular.nominal_srate * factor)

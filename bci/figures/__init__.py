@@ -1,7 +1,8 @@
 """The figures every experiment leaves behind (matplotlib, Agg backend, PNG files)."""
 
 from bci.figures.fitness import plot_fitness
+from bci.figures.grid import plot_image_grid
 from bci.figures.latency import plot_latency
 from bci.figures.reconstructions import plot_reconstructions
 
-__all__ = ["plot_fitness", "plot_latency", "plot_reconstructions"]
+__all__ = ["plot_fitness", "plot_image_grid", "plot_latency", "plot_reconstructions"]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from bci.figures.backend import plt
 
@@ -35,13 +36,14 @@ def plot_fitness(
     Path
         The file written.
     """
-    generations = np.arange(1, len(mean) + 1)
+    generations = np.arange(len(mean))  # generation 0 is the initial population
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(generations, mean, label="population mean", color="C0")
     ax.plot(generations, best, label="population max", color="C1")
     if reference is not None and np.isfinite(reference):
         ax.axhline(reference, color="0.4", linestyle="--", label="reference images")
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("response")
     ax.set_title(title or "fitness per generation")
     ax.legend()

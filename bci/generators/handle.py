@@ -100,7 +100,9 @@ class Generator:
             )
         if not np.all(np.isfinite(z)):
             raise ValueError(f"latents contain NaN or Inf ({int((~np.isfinite(z)).sum())} values)")
-        return np.ascontiguousarray(z)
+        z = np.ascontiguousarray(z)
+        # Bus frames arrive as read-only views; torch wants to own writable memory.
+        return z if z.flags.writeable else z.copy()
 
     @torch.inference_mode()
     def forward(self, latents: np.ndarray) -> torch.Tensor:

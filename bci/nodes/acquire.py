@@ -13,7 +13,9 @@ Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxe
     onset_lsl                the stimulus flip's LSL time
     arrival_lsl              when the data that completed the window (or the marker, if later)
                              arrived here, LSL clock
-    n_volumes                volumes averaged
+    n_volumes                volumes (samples) averaged
+    rate_hz                  the stream's nominal rate (0: irregular); for binned spike counts
+                             the response times this rate is a firing rate in spikes/s
     bad                      None, or a one-line reason (the pattern is then zeros)
 
 Participants whose stream has the wrong channel count are left out with an error in the log;
@@ -22,6 +24,7 @@ the node stops only when no participant is left.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -57,17 +60,19 @@ class Participant:
 
     query: StreamQuery
     inlet: pylsl.StreamInlet
+    rate_hz: float = 0.0
     bad_trials: int = 0
 
 
 def expected_channels(config: dict[str, Any], counts: list[int]) -> int:
     """The channel count every participant stream must have.
 
-    The simulator's ``n_voxels`` when it is enabled; otherwise the count of the majority of the
-    streams (of the first stream when there is no majority).
+    The simulator's ``n_voxels`` (decode) or ``n_units`` (evolve) when it is enabled; otherwise
+    the count of the majority of the streams (of the first stream when there is no majority).
     """
     if config["simulate"]["enabled"]:
-        return int(config["simulate"]["n_voxels"])
+        key = "n_units" if config["session"]["mode"] == "evolve" else "n_voxels"
+        return int(config["simulate"][key])
     count, votes = Counter(counts).most_common(1)[0]
     return count if 2 * votes > len(counts) else counts[0]
 
@@ -90,8 +95,9 @@ class AcquireNode(Node):
         infos = resolve_all([*queries, marker_query(self.config)], acq["resolve_timeout_s"])
         self.markers = open_inlet(infos[-1], processing=MARKER_PROCESSING)
         expected = expected_channels(self.config, [i.channel_count() for i in infos[:-1]])
+        fmri = self.config["session"]["mode"] == "decode"
         tr = timing["tr_s"] / scale
-        if acq["window_s"] < timing["tr_s"]:
+        if fmri and acq["window_s"] < timing["tr_s"]:
             self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
         self.participants: dict[int, Participant] = {}
         buffers: dict[int, VolumeBuffer] = {}
@@ -111,7 +117,16 @@ class AcquireNode(Node):
                 self.count("participants_left_out")
                 continue
             rate = info.nominal_srate()
-            if rate > 0 and abs(rate * tr - 1.0) > 0.01:
+            if not fmri and rate <= 0:
+                self.log.error(
+                    "stream %s has no nominal rate; binned spike counts need one; subject %d "
+                    "is left out",
+                    query.describe(),
+                    query.subject,
+                )
+                self.count("participants_left_out")
+                continue
+            if fmri and rate > 0 and abs(rate * tr - 1.0) > 0.01:
                 self.log.warning(
                     "stream %s has a nominal rate of %.4g Hz; [timing] says a volume every "
                     "%.4g s (tr_s / time_scale)",
@@ -120,18 +135,23 @@ class AcquireNode(Node):
                     tr,
                 )
             self.participants[query.subject] = Participant(
-                query, open_inlet(info, processing=DATA_PROCESSING)
+                query, open_inlet(info, processing=DATA_PROCESSING), rate_hz=rate
             )
             buffers[query.subject] = VolumeBuffer(expected, 1.0 / rate if rate > 0 else None)
         if not self.participants:
             raise NodeError("acquire: no participant stream is usable (see the errors above)")
+        # The boundary tolerance is a fraction of a sample: a TR for fMRI, a bin for spikes.
+        period = tr if fmri else 1.0 / min(p.rate_hz for p in self.participants.values())
         self.cutter = TrialCutter(
             buffers,
             acq["delay_s"] / scale,
             acq["window_s"] / scale,
-            tolerance_s=TOLERANCE_TR * tr,
+            tolerance_s=TOLERANCE_TR * period,
             baseline_s=float(acq.get("baseline_s", 0.0)) / scale,
-            retain_s=(acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
+            # A replay may deliver a whole recording at once (--speed 0): keep all of it.
+            retain_s=math.inf
+            if self.config.get("replay")
+            else (acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
             stall_s=acq["resolve_timeout_s"],
         )
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
@@ -192,6 +212,9 @@ class AcquireNode(Node):
             "onset_lsl": r.trial.onset,
             "arrival_lsl": r.arrival,
             "n_volumes": r.n_volumes,
+            "rate_hz": self.participants[r.subject].rate_hz
+            if r.subject in self.participants
+            else 0.0,
             "bad": r.bad,
         }
         self.publish("responses", [r.pattern], kind="response", meta=meta, lsl_time=r.arrival)

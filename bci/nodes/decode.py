@@ -24,6 +24,9 @@ from bci.io.datasets import save_dataset
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
 
+CALIBRATION_SETTLE_S = 2.0
+"""In a replay, calibration ends once no calibration response has come for this long (wall s)."""
+
 
 @dataclass
 class PendingTrial:
@@ -54,6 +57,7 @@ class DecodeNode(Node):
         self.n_subjects = len(self.config["acquire"]["streams"]) or 2
         self.calibration: dict[int, tuple[str, dict[int, np.ndarray]]] = {}
         self.pending: dict[int, PendingTrial] = {}
+        self.last_calibration = time.monotonic()
         # Wait at most one TR (wall time) for the other participants of a trial.
         self.wait_s = self.config["timing"]["tr_s"] / self.config["timing"]["time_scale"]
 
@@ -97,6 +101,7 @@ class DecodeNode(Node):
         if phase == "train":
             self.calibration.setdefault(trial, (meta["stimulus"], {}))[1][subject] = pattern
             self.count("calibration_responses")
+            self.last_calibration = time.monotonic()
         elif phase == "test":
             entry = self._pending(trial, meta)
             entry.responses[subject] = pattern
@@ -109,7 +114,7 @@ class DecodeNode(Node):
 
     def tick(self) -> None:
         if self.model is None:
-            if self.training is None and (self.pending or self._calibration_complete()):
+            if self.training is None and (self._calibration_complete() or self._calibration_over()):
                 self._calibrate()
             if self.training is None or not self._training_done():
                 return
@@ -165,6 +170,19 @@ class DecodeNode(Node):
         complete = sum(len(r) >= self.n_subjects for _, r in self.calibration.values())
         return n_train > 0 and complete >= n_train
 
+    def _calibration_over(self) -> bool:
+        """Test responses wait and no calibration response came for :data:`CALIBRATION_SETTLE_S`.
+
+        Live, the display holds the test run until the model is fitted, so a test response
+        means the calibration run is over (some of its trials were lost). A replay delivers
+        the runs as recorded, all at once at ``--speed 0``: test responses can come before the
+        last calibration responses, so it waits until those have stopped coming.
+        """
+        if not self.pending:
+            return False
+        settle = CALIBRATION_SETTLE_S if self.config.get("replay") else 0.0
+        return time.monotonic() - self.last_calibration >= settle
+
     def _calibrate(self) -> None:
         """Fit the model from the calibration trials with ``bci-train``, then load it."""
         subjects = sorted({s for _, r in self.calibration.values() for s in r})
@@ -208,6 +226,7 @@ class DecodeNode(Node):
         self.training = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        self.event("model_fitting", trials=len(trials), subjects=subjects)
         self.training_started = time.monotonic()
 
     def _training_done(self) -> bool:

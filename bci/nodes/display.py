@@ -107,16 +107,8 @@ class DisplayNode(Node):
         except (FileNotFoundError, ValueError) as err:
             raise NodeError(f"display: {err}") from None
         self.needed = frozenset(self.schedule.stimulus_ids)
-        cfg = self.config["display"]
-        window = open_window(
-            cfg["width"], cfg["height"], fullscreen=cfg["fullscreen"], vsync=cfg["vsync"]
-        )
-        self.vsync, self.driver = window.vsync, window.driver
-        self.lead_s = 0.5 * self.frame_s if self.vsync else 0.0
-        self.screen = Screen(window.surface)
-        self.screen.clear()
+        self._open_screen()
         self._draw_waiting()
-        self.outlet = self._open_outlet()
         n = len(self.schedule.trials)
         self.log.info(
             "%d trials (%d train, %d test), %.2f s wall; stimuli from %s",
@@ -126,6 +118,18 @@ class DisplayNode(Node):
             self.schedule.duration,
             path,
         )
+
+    def _open_screen(self) -> None:
+        """Open the window (vsync where the platform has it) and the marker outlet."""
+        cfg = self.config["display"]
+        window = open_window(
+            cfg["width"], cfg["height"], fullscreen=cfg["fullscreen"], vsync=cfg["vsync"]
+        )
+        self.vsync, self.driver = window.vsync, window.driver
+        self.lead_s = 0.5 * self.frame_s if self.vsync else 0.0
+        self.screen = Screen(window.surface)
+        self.screen.clear()
+        self.outlet = self._open_outlet()
 
     def _open_outlet(self) -> StreamOutlet:
         stream = self.config["acquire"]["marker_stream"]

@@ -34,6 +34,8 @@ DATA_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
 MARKER_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
 """Post-processing of marker inlets (irregular streams cannot be dejittered)."""
 SIM_PREFIX = "bci-sim-"
+SPIKES_TYPE = "Spikes"
+"""LSL type of binned spike-count streams (one channel per unit, counts per bin)."""
 MIN_RESOLVE_S = 0.5
 """Each stream gets at least this long to answer, even when the shared deadline has passed."""
 
@@ -78,8 +80,9 @@ class StreamQuery:
 def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
     """The participant streams of a session.
 
-    ``[[acquire.streams]]`` when configured; otherwise, with the simulator enabled, its two
-    default streams ``bci-sim-01`` and ``bci-sim-02`` (type ``fMRI``, subjects 0 and 1).
+    ``[[acquire.streams]]`` when configured; otherwise, with the simulator enabled, its default
+    streams: in decode mode ``bci-sim-01`` and ``bci-sim-02`` (type ``fMRI``, subjects 0 and 1),
+    in evolve mode ``bci-sim-units`` (type ``Spikes``: binned spike counts, subject 0).
 
     Parameters
     ----------
@@ -96,14 +99,21 @@ def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
         return [
             StreamQuery(s["name"], s["type"], s["source_id"], int(s["subject"])) for s in streams
         ]
+    if config["simulate"]["enabled"] and config["session"]["mode"] == "evolve":
+        return [StreamQuery(f"{SIM_PREFIX}units", SPIKES_TYPE, "", 0)]
     if config["simulate"]["enabled"]:
         return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i) for i in range(2)]
     return []
 
 
 def marker_query(config: dict[str, Any]) -> StreamQuery:
-    """The display's marker stream (``[acquire] marker_stream``, type ``Markers``)."""
-    return StreamQuery(config["acquire"]["marker_stream"], MARKER_STREAM_TYPE)
+    """The session's marker stream (``[acquire] marker_stream`` and ``marker_type``).
+
+    Live, that is the display's stream (type ``Markers``); a replayed recording from another
+    tool may carry its markers under another type.
+    """
+    acquire = config["acquire"]
+    return StreamQuery(acquire["marker_stream"], acquire.get("marker_type", MARKER_STREAM_TYPE))
 
 
 def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:

@@ -1,14 +1,50 @@
-"""The record node: every bus message into the session folder (``bus/``), flushed often."""
+"""The record node: the session into its folder, as a bus log and as one XDF file.
+
+* Every bus message except heartbeats goes to the session's bus log (``bus/``, flushed at least
+  every half second; see :mod:`bci.session.bus_log`).
+* At set-up the node finds the session's LSL streams (the participants' data and the display's
+  markers), opens the pipeline's derived streams (:mod:`bci.nodes.pipeline_streams`) and starts
+  LabRecorder on all of them (:mod:`bci.io.labrecorder`) into ``recording.xdf``; it reports
+  ready once LabRecorder collects, so nothing the session does is missing from the file. During
+  the session it pushes each derived bus message onto its LSL stream, so the XDF holds the
+  whole session: read it with pyxdf, MNE (:func:`bci.io.to_mne`) or replay it
+  (``bci-session --replay``).
+
+LabRecorder runs in its own process, so recording never blocks the loop; if this node dies,
+LabRecorder sees its input close and finishes the file. A stream that does not appear in time,
+or a machine without LabRecorder, is logged and the session goes on with the bus log alone.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
+
+import pylsl
+
 from bci.bus import Message
+from bci.io.labrecorder import LabRecorder
 from bci.nodes.base import Node
+from bci.nodes.lsl_streams import marker_query, participant_queries
+from bci.nodes.pipeline_streams import PipelineOutlets
 from bci.session.bus_log import BusLogWriter
+from bci.stimulus_set import load_stimulus_set
+
+XDF_NAME = "recording"
+LABRECORDER_STOP_S = 6.0
+"""LabRecorder needs about 3 s to close the file; it is killed if it takes longer than this."""
+
+
+def next_xdf_path(folder, name: str = XDF_NAME):
+    """``recording.xdf``, or ``recording-2.xdf``, ... when a resumed session records again."""
+    path, k = folder / f"{name}.xdf", 2
+    while path.exists():
+        path, k = folder / f"{name}-{k}.xdf", k + 1
+    return path
 
 
 class RecordNode(Node):
-    """Write every message except heartbeats to the session's bus log."""
+    """Write the bus log; record the session's LSL streams and derived streams into XDF."""
 
     name = "record"
     topics = ("",)
@@ -16,18 +52,66 @@ class RecordNode(Node):
 
     def setup(self) -> None:
         self.writer = BusLogWriter(self.out / "bus")
+        self.outlets: PipelineOutlets | None = None
+        self.recorder: LabRecorder | None = None
+        if not self.config["record"]["xdf"]:
+            self.log.info("record: XDF recording is off ([record] xdf = false)")
+            return
+        found = self._find_streams(self.config["acquire"]["resolve_timeout_s"])
+        channels = {subject: info.channel_count() for subject, info in found if subject >= 0}
+        latent_dim = load_stimulus_set(self.config["stimuli"]["path"]).latent_dim
+        self.outlets = PipelineOutlets(uuid.uuid4().hex[:8], latent_dim, channels)
+        streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
+        path = next_xdf_path(self.out)
+        self.recorder = LabRecorder(
+            path, streams + self.outlets.streams, log_path=self.out / "logs" / "labrecorder.log"
+        )
+        try:
+            names = self.recorder.start(timeout_s=self.config["acquire"]["resolve_timeout_s"])
+        except (OSError, RuntimeError) as err:
+            self.log.error("record: no XDF recording: %s", err)
+            self.recorder = None
+            return
+        self.count("xdf_streams", len(names))
+        self.log.info("record: %d LSL streams into %s", len(names), path.name)
+
+    def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
+        """The participants' streams (subject, info) and the marker stream (-1, info) in time."""
+        deadline = time.monotonic() + timeout_s
+        queries = [(q.subject, q) for q in participant_queries(self.config)]
+        queries.append((-1, marker_query(self.config)))
+        found = []
+        for subject, query in queries:
+            wait = max(deadline - time.monotonic(), 0.5)
+            infos = pylsl.resolve_bypred(query.predicate(), 1, wait)
+            if infos:
+                found.append((subject, infos[0]))
+            else:
+                self.log.warning(
+                    "record: no LSL stream with %s within %g s; not in the XDF file",
+                    query.describe(),
+                    timeout_s,
+                )
+        return found
 
     def handle(self, msg: Message) -> None:
         if msg.topic.startswith("heartbeat.") or msg.topic == "control":
             return
         self.writer.write(msg)
         self.count("messages")
+        if self.outlets is not None:
+            self.outlets.push(msg)
 
     def tick(self) -> None:
         self.writer.maybe_flush()
 
     def teardown(self) -> None:
         self.writer.close()
+        if self.recorder is not None:
+            code = self.recorder.stop(timeout_s=LABRECORDER_STOP_S)
+            if code:
+                self.log.error("record: LabRecorder exited with code %s", code)
+        self.outlets = None
 
 
 NODE = RecordNode

@@ -2,9 +2,12 @@
 
 At the session's start it renders the stimulus set and publishes it for the display
 (``images``, kind ``stimuli``, in chunks). During the session it renders every decoded latent
-(``latents``) or generation (``generations``), batching whatever is waiting, and publishes each
-image for the live display (``images.display``, kind ``reconstruction``) with the metadata that
-came with its latent, so the display can stamp the closed-loop latency.
+(``latents``), batching whatever is waiting, and publishes each image for the live display
+(``images.display``, kind ``reconstruction``) with the metadata that came with its latent, so the
+display can stamp the closed-loop latency. In evolve mode it renders each generation
+(``generations``, kind ``generation``: ``(n, latent_dim)`` latents, ``meta={"generation", "ids"}``)
+into one ``images`` message (kind ``stimuli``, same meta), which the display presents and the
+in-silico neurons respond to.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 import torch
 
 from bci.bus import Message
+from bci.bus.topics import GENERATIONS, IMAGES, IMAGES_DISPLAY, LATENTS
 from bci.generators import load
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
@@ -24,7 +28,7 @@ class RenderNode(Node):
     """Hold the generator; render stimuli at start and reconstructions as they come."""
 
     name = "render"
-    topics = ("latents",)
+    topics = (LATENTS, GENERATIONS)
     poll_ms = 20.0
 
     def setup(self) -> None:
@@ -47,7 +51,8 @@ class RenderNode(Node):
                 f"render: the stimulus latents are {self.stimuli.latent_dim}-d but generator "
                 f"{spec['spec']!r} takes {self.generator.latent_dim}-d latents"
             )
-        n = self.config["stimuli"]["n_train"] + self.config["stimuli"]["n_test"]
+        evolve = self.config["session"]["mode"] == "evolve"
+        n = 0 if evolve else self.config["stimuli"]["n_train"] + self.config["stimuli"]["n_test"]
         if n > len(self.stimuli):
             raise NodeError(
                 f"render: the schedule needs {n} stimuli but the set has {len(self.stimuli)}"
@@ -60,7 +65,7 @@ class RenderNode(Node):
 
     def start(self) -> None:
         super().start()
-        self.publisher.wait_for_subscribers("images", timeout_ms=10_000)
+        self.publisher.wait_for_subscribers(IMAGES, timeout_ms=10_000)
         self.next_stimulus = 0
 
     def _publish_stimulus_chunk(self) -> None:
@@ -69,7 +74,7 @@ class RenderNode(Node):
         last = min(first + STIMULUS_CHUNK, self.n_scheduled)
         images = self.generator.render(self.stimuli.latents[first:last])
         self.publish(
-            "images",
+            IMAGES,
             [images],
             kind="stimuli",
             meta={"ids": list(self.stimuli.ids[first:last]), "first": first},
@@ -78,10 +83,29 @@ class RenderNode(Node):
         self.count("stimuli_rendered", last - first)
 
     def handle(self, msg: Message) -> None:
-        if msg.kind != "latent" or len(msg.arrays) != 1:
+        if msg.topic == GENERATIONS and msg.kind == "generation" and len(msg.arrays) == 1:
+            self._render_generation(msg)
+        elif msg.topic == LATENTS and msg.kind == "latent" and len(msg.arrays) == 1:
+            self.pending.append(msg)
+        else:
             self.count("ignored")
+
+    def _render_generation(self, msg: Message) -> None:
+        """Render one generation and publish it as stimuli, with the generation's metadata."""
+        latents, ids = msg.arrays[0], msg.meta.get("ids")
+        if not isinstance(ids, list) or len(ids) != len(latents):
+            self.count("bad_generations")
+            self.log.error("render: generation message without one id per latent; skipped")
             return
-        self.pending.append(msg)
+        try:
+            images = self.generator.render(latents)
+        except ValueError as err:
+            self.count("bad_generations")
+            self.log.error("render: skipped generation %s: %s", msg.meta.get("generation"), err)
+            return
+        self.publish(IMAGES, [images], kind="stimuli", meta=msg.meta, lsl_time=msg.lsl_time)
+        self.count("generations_rendered")
+        self.count("rendered", len(images))
 
     def tick(self) -> None:
         if self.started and self.next_stimulus < self.n_scheduled:
@@ -98,7 +122,7 @@ class RenderNode(Node):
             return
         for msg, image in zip(batch, images, strict=True):
             self.publish(
-                "images.display",
+                IMAGES_DISPLAY,
                 [image],
                 kind="reconstruction",
                 meta=msg.meta,

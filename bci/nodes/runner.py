@@ -40,8 +40,8 @@ class _StopFlag:
 
 def run_node(name: str, session: dict) -> int:
     """Run node ``name`` until it is told to stop; return its exit code."""
-    cls = node_class(name)
     config = session["config"]
+    cls = node_class(name, config["session"]["mode"])
     endpoints: dict[str, str] = session["endpoints"]
     flag = _StopFlag()
     signal.signal(signal.SIGTERM, flag)

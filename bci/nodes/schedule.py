@@ -217,6 +217,56 @@ class Schedule:
         ]
         return cls(trials, n * trial_wall + pause)
 
+    @classmethod
+    def block(
+        cls,
+        ids: Sequence[str],
+        *,
+        first_trial: int,
+        phase: str,
+        stimulus_s: float,
+        isi_s: float,
+        time_scale: float = 1.0,
+    ) -> Schedule:
+        """A block of trials presented back to back (evolve mode: one generation).
+
+        Parameters
+        ----------
+        ids : sequence of str
+            Stimulus ids, in presentation order (``Trial.stimulus_index`` is the position here).
+        first_trial : int
+            Trial number of the first trial (trial numbers run on over the session's blocks).
+        phase : str
+            Phase written in every trial's markers.
+        stimulus_s, isi_s, time_scale : float
+            As in :meth:`build`.
+
+        Returns
+        -------
+        Schedule
+            Onsets from 0; ``duration`` ends with the last blank.
+        """
+        if not len(ids):
+            raise ValueError("a block needs at least one stimulus")
+        if time_scale <= 0 or stimulus_s <= 0 or isi_s < 0:
+            raise ValueError(
+                f"need time_scale > 0, stimulus_s > 0, isi_s >= 0; got {time_scale}, "
+                f"{stimulus_s}, {isi_s}"
+            )
+        trial_wall = (stimulus_s + isi_s) / time_scale
+        trials = [
+            Trial(
+                index=first_trial + k,
+                stimulus_index=k,
+                stimulus=str(sid),
+                phase=phase,
+                onset=k * trial_wall,
+                blank_onset=k * trial_wall + stimulus_s / time_scale,
+            )
+            for k, sid in enumerate(ids)
+        ]
+        return cls(trials, len(trials) * trial_wall)
+
     # -- the cursor ------------------------------------------------------------------------------
     @property
     def next_onset(self) -> float | None:

@@ -207,6 +207,7 @@ class Screen:
         title: str,
         stimulus: pygame.Surface | None,
         reconstruction: pygame.Surface,
+        captions: tuple[str, str] = ("stimulus", "reconstruction"),
     ) -> None:
         """Show a stimulus and its reconstruction side by side in the experimenter's panel.
 
@@ -218,6 +219,8 @@ class Screen:
             The prepared stimulus thumbnail (None leaves its tile empty).
         reconstruction : pygame.Surface
             The prepared reconstruction tile.
+        captions : tuple of str
+            Captions under the left and the right tile.
         """
         lay = self.layout
         self.target.fill(PANEL_BG, lay.header)
@@ -230,8 +233,8 @@ class Screen:
             if surface is not None:
                 self.target.blit(surface, fit_rect(surface.get_size(), tile))
         self.target.fill(PANEL_BG, lay.captions)
-        self._text("stimulus", (lay.panel_stimulus.x, lay.captions.y), DIM_TEXT)
-        self._text("reconstruction", (lay.panel_reconstruction.x, lay.captions.y), DIM_TEXT)
+        self._text(captions[0], (lay.panel_stimulus.x, lay.captions.y), DIM_TEXT)
+        self._text(captions[1], (lay.panel_reconstruction.x, lay.captions.y), DIM_TEXT)
 
     def draw_status(self, lines: Sequence[str]) -> None:
         """Show status lines at the bottom of the experimenter's panel."""

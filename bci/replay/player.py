@@ -16,11 +16,13 @@ recording's own time stamps shifted by a constant and divided by ``speed``: inte
 and across streams are the recorded ones scaled by ``1 / speed``. With ``speed=0`` everything
 is pushed at once, stamped ``t_start + (t - t_first)`` (the recorded spacing, speed 1).
 
-The outlets keep the recorded nominal rate whatever the speed; a consumer that dejitters on
-the nominal rate sees the wrong rate at a speed other than 1 (the session's inlets do not
-dejitter). LSL orders samples within a stream only (each stream is its own connection), so
-each stream's samples are pushed in order, and the streams are interleaved in time order in
-blocks of at most :data:`BLOCK` samples. An outlet buffers at most 360 s of its nominal rate
+An outlet's nominal rate is the recorded one times ``speed`` (the rate its stamps have; the
+recorded rate at ``speed=0``), so a consumer that relies on it, as the trial cutter does to
+complete a window one sample early, sees the replayed stream as it is.
+
+LSL orders samples within a stream only (each stream is its own connection), so each stream's
+samples are pushed in order, and the streams are interleaved in time order in blocks of at most
+:data:`BLOCK` samples. An outlet buffers at most 360 s of its nominal rate
 for an inlet that falls behind, which matters for ``speed=0`` replays of long recordings.
 """
 
@@ -143,7 +145,9 @@ class ReplayPlayer:
                     name,
                     stream.type,
                     stream.n_channels,
-                    stream.nominal_srate,
+                    # Samples come `speed` times as often; at speed 0 their stamps keep the
+                    # recorded spacing, so the recorded rate describes them.
+                    stream.nominal_srate * (self.speed if self.speed > 0 else 1.0),
                     stream.source_id,
                     labels=stream.channel_labels,
                     desc=_outlet_desc(stream),

@@ -35,7 +35,11 @@ class BusLogWriter:
     def __init__(self, folder: str | Path, flush_s: float = 0.5) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.index = open(self.folder / INDEX, "a", encoding="utf-8")  # noqa: SIM115
+        path = self.folder / INDEX
+        cut_short = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+        self.index = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        if cut_short:  # a resumed session: end the line a crash cut short, keep the rest readable
+            self.index.write("\n")
         self.blobs: dict[str, BinaryIO] = {}
         self.flush_s = flush_s
         self.last_flush = time.monotonic()
@@ -130,7 +134,8 @@ def read_bus_log(folder: str | Path, topics: tuple[str, ...] | None = None) -> l
     Returns
     -------
     list of LoggedMessage
-        A line cut short by a crash ends the list (everything before it is returned).
+        A line cut short by a crash is left out; the lines after it (a resumed session's) are
+        read on.
     """
     folder = Path(folder)
     index = folder / INDEX
@@ -142,7 +147,7 @@ def read_bus_log(folder: str | Path, topics: tuple[str, ...] | None = None) -> l
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            break
+            continue  # cut short by a crash (a resumed session writes on after it)
         if topics is not None and rec["topic"] not in topics:
             continue
         arrays = []

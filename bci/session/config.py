@@ -6,6 +6,7 @@ directory. Every problem is reported as one line naming the file, the table and 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MODES = ("decode", "evolve")
-NODES = ("simulate", "acquire", "decode", "render", "display", "record")
+NODES = ("simulate", "acquire", "decode", "evolve", "render", "display", "record")
+OPTIMIZERS = ("genetic", "cmaes", "random")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "session": {
@@ -55,6 +57,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "acquire": {
         "marker_stream": Key(str, "bci-markers"),
+        # The display's markers are type "Markers"; a replayed foreign recording may differ.
+        "marker_type": Key(str, "Markers"),
         "delay_s": Key(float, 4.0, non_negative),
         "window_s": Key(float, 4.0, positive),
         "baseline_s": Key(float, 0.0, non_negative),
@@ -73,6 +77,26 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "snr": Key(float, 1.0, positive),
         "ar_rho": Key(float, 0.3, non_negative),
         "seed": Key(int, 1),
+        # evolve mode: in-silico units streaming binned spike counts
+        "n_units": Key(int, 1, positive),
+        "rate_hz": Key(float, 1000.0, positive),
+        "baseline_hz": Key(float, 5.0, non_negative),
+        "peak_hz": Key(float, 100.0, positive),
+        "latency_s": Key(float, 0.05, non_negative),
+    },
+    "evolve": {
+        "optimizer": Key(str, "genetic", one_of(*OPTIMIZERS)),
+        "preset": Key(str, "xdream", one_of("xdream", "ponce")),
+        "population_size": Key(int, 0, non_negative),
+        "sigma0": Key(float, 0.3, positive),
+        "generations": Key(int, 20, positive),
+        "n_reference": Key(int, 2, non_negative),
+        "unit": Key(int, 0),
+        "response_timeout_s": Key(float, 2.0, positive),
+        "seed": Key(int, 0),
+    },
+    "record": {
+        "xdf": Key(bool, True),
     },
     "display": {
         "width": Key(int, 960, positive),
@@ -146,9 +170,51 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
             f"{source}: [acquire] streams is empty and [simulate] is disabled: "
             "no participant data would arrive"
         )
+    unit, n_units = config["evolve"]["unit"], config["simulate"]["n_units"]
+    if unit < -1 or (config["simulate"]["enabled"] and unit >= n_units):
+        raise ConfigError(
+            f"{source}: [evolve] unit must be -1 (the mean of all units) or a unit index "
+            f"below [simulate] n_units = {n_units}, got {unit}"
+        )
     stimuli = (base / config["stimuli"]["path"]).resolve()
     config["stimuli"]["path"] = str(stimuli)
     if config["model"]["path"]:
         config["model"]["path"] = str((base / config["model"]["path"]).resolve())
     config["source"] = source
+    return config
+
+
+def resumed_config(folder: str | Path) -> dict[str, Any]:
+    """The validated config of the session in ``folder`` (from its ``session.json``).
+
+    Raises
+    ------
+    ConfigError
+        The folder holds no readable session file.
+    """
+    path = Path(folder) / "session.json"
+    try:
+        config = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"cannot resume {folder}: no readable session.json ({err})") from None
+    return config
+
+
+def with_replay(config: dict[str, Any], recording: Path, speed: float) -> dict[str, Any]:
+    """``config`` set up to replay ``recording`` at ``speed`` instead of running live.
+
+    The recording's streams stand in for the live sources (the supervisor starts the replay node
+    instead of the simulator and the display). At ``speed`` X the replayed time stamps run X
+    times faster, so the session's time scale is multiplied by X; at speed 0 (as fast as
+    possible) the stamps keep the recorded spacing and the time scale is unchanged.
+    """
+    config = json.loads(json.dumps(config))  # a deep copy of plain data
+    folder = recording.parent
+    config["replay"] = {
+        "path": str(recording),
+        "speed": float(speed),
+        "source_session": str(folder) if (folder / "session.json").is_file() else "",
+    }
+    if speed > 0:
+        config["timing"]["time_scale"] = config["timing"]["time_scale"] * speed
     return config

@@ -94,20 +94,28 @@ class NodeProcess:
         return ""
 
 
-def stop_all(nodes: list[NodeProcess], grace_s: float, kill_after_s: float) -> None:
-    """Wait up to ``grace_s`` for nodes to exit, SIGTERM the rest, SIGKILL at ``kill_after_s``."""
+def stop_all(
+    nodes: list[NodeProcess],
+    grace_s: float,
+    kill_after_s: float,
+    kill_after: dict[str, float] | None = None,
+) -> None:
+    """Wait up to ``grace_s`` for nodes to exit, SIGTERM the rest, SIGKILL at ``kill_after_s``.
+
+    ``kill_after`` gives some nodes (by name) a later SIGKILL deadline, e.g. the record node,
+    whose LabRecorder needs a few seconds to close the XDF file.
+    """
     start = time.monotonic()
+    deadlines = {n.name: (kill_after or {}).get(n.name, kill_after_s) for n in nodes}
     terminated = False
     while any(n.alive for n in nodes):
         elapsed = time.monotonic() - start
-        if elapsed >= kill_after_s:
-            for n in nodes:
+        for n in nodes:
+            if n.alive and elapsed >= deadlines[n.name]:
                 n.kill()
-            for n in nodes:
                 if n.proc is not None:
                     n.proc.wait()
                     n.poll()
-            break
         if elapsed >= grace_s and not terminated:
             for n in nodes:
                 n.signal(signal.SIGTERM)

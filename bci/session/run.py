@@ -29,6 +29,32 @@ def _headline(mode: str, summary: dict) -> list[str]:
                 f"latency: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
                 f"p99 {lat['p99']} ms (n = {lat['n']})"
             )
+    replay = summary.get("replay")
+    if replay:
+        line = f"replay of {Path(replay['recording']).name} at speed {replay['speed']:g}"
+        if "max_latent_difference" in replay:
+            line += (
+                f": {replay['trials_compared']} trials compared with the live session, "
+                f"max latent difference {replay['max_latent_difference']}"
+            )
+        if "max_fitness_difference" in replay:
+            line += (
+                f": {replay['generations_compared']} generations compared with the live "
+                f"session, max fitness difference {replay['max_fitness_difference']}"
+            )
+        lines.append(line)
+    if mode == "evolve":
+        f = summary.get("fitness") or {}
+        mean, maxima = f.get("mean") or [], f.get("max") or []
+        lines.append(
+            f"generations: {summary.get('generations', 0)}, evaluations "
+            f"{summary.get('evaluations', 0)}, missing responses {summary.get('missing', 0)}"
+        )
+        if mean:
+            lines.append(
+                f"fitness (spikes/s): mean {mean[0]} -> {mean[-1]}, max {maxima[0]} -> "
+                f"{maxima[-1]}, best {f.get('best')}, reference images {f.get('reference_mean')}"
+            )
     return lines
 
 
@@ -42,6 +68,14 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
             from bci.session.decode_report import decode_report
 
             report = decode_report(out, config)
+        elif mode == "evolve":
+            from bci.session.evolve_report import evolve_report
+
+            report = evolve_report(out, config)
+        if config.get("replay"):
+            from bci.session.replay_report import replay_report
+
+            report["replay"] = replay_report(out, config)
     except Exception as err:  # the summary must still be written
         log.exception("building the %s report failed", mode)
         result.errors.append(f"report failed: {type(err).__name__}: {err}")

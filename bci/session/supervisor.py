@@ -4,9 +4,10 @@ One supervisor runs one session. It writes the session file every node reads (co
 folder, bus endpoints), starts each node as its own process, and then watches three things: exit
 codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
-and the ``events`` topic (the display's ``schedule_done`` or ``abort`` ends the session). Ctrl-C
-and SIGTERM stop the nodes within five seconds: a ``stop`` on the bus first, then SIGTERM, then
-SIGKILL.
+and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
+or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes within five
+seconds: a ``stop`` on the bus first, then SIGTERM, then SIGKILL (the record node gets until
+:data:`RECORD_KILL_S`, for LabRecorder to close the XDF file; it usually needs about 3 s).
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ log = logging.getLogger("bci.session")
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5
+RECORD_KILL_S = 7.0
+"""The record node's SIGKILL deadline: LabRecorder takes about 3 s to close the XDF file."""
 
 NODES_BY_MODE = {
     "decode": ("record", "simulate", "render", "display", "acquire", "decode"),
     "evolve": ("record", "simulate", "render", "display", "acquire", "evolve"),
 }
+REPLAY_NODES_BY_MODE = {
+    "decode": ("record", "replay", "render", "acquire", "decode"),
+    "evolve": ("record", "replay", "render", "acquire", "evolve"),
+}
+"""A replay's recorded streams stand in for the simulator and the display's markers."""
 
 
 @dataclass
@@ -63,7 +71,12 @@ class Supervisor:
         self.out = Path(out)
         self.duration_s = duration_s or config["session"]["duration_s"]
         mode = config["session"]["mode"]
-        names = [n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]]
+        if config.get("replay"):
+            names = list(REPLAY_NODES_BY_MODE[mode])
+        else:
+            names = [
+                n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]
+            ]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
         self.endpoints = free_endpoints(["supervisor", *names], config["bus"]["host"])
         self.session_file = self.out / "session.json"
@@ -102,7 +115,12 @@ class Supervisor:
                 self._watch(watch, control, start)
         finally:
             control.publish("control", kind="control", meta={"command": "stop"})
-            stop_all(list(self.nodes.values()), STOP_GRACE_S, STOP_KILL_S)
+            stop_all(
+                list(self.nodes.values()),
+                STOP_GRACE_S,
+                STOP_KILL_S,
+                kill_after={"record": RECORD_KILL_S},
+            )
             self._drain(watch)
             watch.close()
             control.close()

