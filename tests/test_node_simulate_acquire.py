@@ -34,6 +34,7 @@ META_KEYS = {
     "onset_lsl",
     "arrival_lsl",
     "n_volumes",
+    "rate_hz",
     "bad",
 }
 SCALE, TR, DELAY, WINDOW = 20.0, 2.0, 4.0, 4.0  # scanner seconds; one TR is 0.1 s of wall time
@@ -171,6 +172,7 @@ def test_simulate_to_acquire_one_response_per_trial_and_subject(uid, lab):
         assert set(meta) == META_KEYS
         assert meta["stimulus"] == stimuli.ids[order[k]] and meta["phase"] == "train"
         assert meta["bad"] is None and meta["n_volumes"] == 2
+        assert meta["rate_hz"] == pytest.approx(SCALE / TR)  # the stream's nominal rate
         assert abs(meta["onset_lsl"] - onsets[k]) < 1e-3
         window_end = onsets[k] + (DELAY + WINDOW) / SCALE
         assert meta["arrival_lsl"] >= window_end - TR / SCALE  # regular stream: last volume in

@@ -55,7 +55,8 @@ def test_session_folder_has_latents_figures_and_logs(finished_session):
     for name in ("reconstructions.png", "latency.png", "model.npz", "calibration.npz"):
         assert (out / name).stat().st_size > 1000, name
     assert sorted(p.name for p in (out / "logs").iterdir()) == [
-        f"{n}.log" for n in ("acquire", "decode", "display", "record", "render", "simulate")
+        f"{n}.log"
+        for n in ("acquire", "decode", "display", "labrecorder", "record", "render", "simulate")
     ]
     assert node_processes(str(out)) == []
 
@@ -149,7 +150,8 @@ def test_ctrl_c_stops_everything_within_five_seconds(tmp_path):
     try:
         _wait_for_pid(out, "display")
         time.sleep(1.0)
-        assert len(node_processes(str(out))) == 7  # the supervisor and six nodes
+        # The supervisor, six nodes, and LabRecorder (the record node's child).
+        assert len(node_processes(str(out))) == 8
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         while node_processes(f"{out}/session.json") and time.monotonic() - sent < 30:

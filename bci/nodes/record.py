@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pylsl
 
@@ -31,11 +32,9 @@ from bci.session.bus_log import BusLogWriter
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
-LABRECORDER_STOP_S = 6.0
-"""LabRecorder needs about 3 s to close the file; it is killed if it takes longer than this."""
 
 
-def next_xdf_path(folder, name: str = XDF_NAME):
+def next_xdf_path(folder: Path, name: str = XDF_NAME) -> Path:
     """``recording.xdf``, or ``recording-2.xdf``, ... when a resumed session records again."""
     path, k = folder / f"{name}.xdf", 2
     while path.exists():
@@ -105,12 +104,17 @@ class RecordNode(Node):
     def tick(self) -> None:
         self.writer.maybe_flush()
 
+    def status(self) -> dict:
+        """Heartbeat payload; with LabRecorder's pid, which the supervisor waits for at the end."""
+        recorder = getattr(self, "recorder", None)  # heartbeats start before setup
+        return {**super().status(), "labrecorder_pid": recorder.pid if recorder else None}
+
     def teardown(self) -> None:
         self.writer.close()
         if self.recorder is not None:
-            code = self.recorder.stop(timeout_s=LABRECORDER_STOP_S)
-            if code:
-                self.log.error("record: LabRecorder exited with code %s", code)
+            # LabRecorder takes seconds to close the file: let it, without holding up the stop.
+            # The supervisor waits for its pid (from the last heartbeat) before it exits.
+            self.recorder.finish()
         self.outlets = None
 
 

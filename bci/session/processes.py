@@ -94,30 +94,37 @@ class NodeProcess:
         return ""
 
 
-def stop_all(
-    nodes: list[NodeProcess],
-    grace_s: float,
-    kill_after_s: float,
-    kill_after: dict[str, float] | None = None,
-) -> None:
-    """Wait up to ``grace_s`` for nodes to exit, SIGTERM the rest, SIGKILL at ``kill_after_s``.
-
-    ``kill_after`` gives some nodes (by name) a later SIGKILL deadline, e.g. the record node,
-    whose LabRecorder needs a few seconds to close the XDF file.
-    """
+def stop_all(nodes: list[NodeProcess], grace_s: float, kill_after_s: float) -> None:
+    """Wait up to ``grace_s`` for nodes to exit, SIGTERM the rest, SIGKILL at ``kill_after_s``."""
     start = time.monotonic()
-    deadlines = {n.name: (kill_after or {}).get(n.name, kill_after_s) for n in nodes}
     terminated = False
     while any(n.alive for n in nodes):
         elapsed = time.monotonic() - start
-        for n in nodes:
-            if n.alive and elapsed >= deadlines[n.name]:
+        if elapsed >= kill_after_s:
+            for n in nodes:
                 n.kill()
+            for n in nodes:
                 if n.proc is not None:
                     n.proc.wait()
                     n.poll()
+            break
         if elapsed >= grace_s and not terminated:
             for n in nodes:
                 n.signal(signal.SIGTERM)
             terminated = True
         time.sleep(0.02)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, ended but not reaped, does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): os.kill said it exists
+    return stat.rsplit(") ", 1)[-1][:1] != "Z"

@@ -6,14 +6,16 @@ codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
 and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
 or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes within five
-seconds: a ``stop`` on the bus first, then SIGTERM, then SIGKILL (the record node gets until
-:data:`RECORD_KILL_S`, for LabRecorder to close the XDF file; it usually needs about 3 s).
+seconds: a ``stop`` on the bus first, then SIGTERM, then SIGKILL. LabRecorder, the record
+node's child, then gets a few more seconds to close the XDF file (:data:`RECORDER_CLOSE_S` at
+most); the supervisor exits after it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -21,14 +23,14 @@ from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
 from bci.session.ports import free_endpoints
-from bci.session.processes import NodeProcess, stop_all
+from bci.session.processes import NodeProcess, process_alive, stop_all
 
 log = logging.getLogger("bci.session")
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5
-RECORD_KILL_S = 7.0
-"""The record node's SIGKILL deadline: LabRecorder takes about 3 s to close the XDF file."""
+RECORDER_CLOSE_S = 15.0
+"""How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
 
 NODES_BY_MODE = {
     "decode": ("record", "simulate", "render", "display", "acquire", "decode"),
@@ -115,13 +117,9 @@ class Supervisor:
                 self._watch(watch, control, start)
         finally:
             control.publish("control", kind="control", meta={"command": "stop"})
-            stop_all(
-                list(self.nodes.values()),
-                STOP_GRACE_S,
-                STOP_KILL_S,
-                kill_after={"record": RECORD_KILL_S},
-            )
+            stop_all(list(self.nodes.values()), STOP_GRACE_S, STOP_KILL_S)
             self._drain(watch)
+            self._wait_for_recorder()
             watch.close()
             control.close()
             for s, handler in previous.items():
@@ -156,6 +154,22 @@ class Supervisor:
     def _drain(self, watch: Subscriber) -> None:
         while (msg := watch.recv(timeout_ms=0)) is not None:
             self._note_message(msg)
+
+    def _wait_for_recorder(self) -> None:
+        """Wait while LabRecorder (started by the record node) closes the XDF file."""
+        record = self.nodes.get("record")
+        pid = record.status.get("labrecorder_pid") if record is not None else None
+        if not pid:
+            return
+        deadline = time.monotonic() + RECORDER_CLOSE_S
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            self.result.errors.append(
+                f"LabRecorder did not close the XDF file within {RECORDER_CLOSE_S:g} s; killed"
+            )
+            log.error("%s", self.result.errors[-1])
 
     def _dead_node(self) -> NodeProcess | None:
         for node in self.nodes.values():
