@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bci.generators import Generator, load, to_uint8
-from bci.generators.device import pick_device
+from bci.generators.device import cpu_has_fast_bf16, pick_device
 
 
 class Ramp(torch.nn.Module):
@@ -71,9 +71,22 @@ def test_cpu_is_chosen_without_cuda():
             pick_device("cuda")
 
 
-def test_half_is_ignored_on_cpu():
-    gen = Generator(Ramp(), device="cpu", half=True)
-    assert gen.dtype == torch.float32
+def test_precision_choice():
+    assert Generator(Ramp(), device="cpu").dtype == torch.float32
+    assert Generator(Ramp(), device="cpu", precision="bf16").dtype == torch.bfloat16
+    auto = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    assert Generator(Ramp(), device="cpu", precision="auto").dtype == auto
+    with pytest.raises(ValueError, match="precision 'fp16' runs on CUDA only; use 'bf16'"):
+        Generator(Ramp(), device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="unknown precision 'half'; expected one of 'auto'"):
+        Generator(Ramp(), device="cpu", precision="half")
+
+
+def test_bf16_renders_the_default_faces_within_a_few_grey_levels():
+    z = load("default", device="cpu").sample_latents(8, seed=5)
+    fp32 = load("default", device="cpu").render(z).astype(int)
+    bf16 = load("default", device="cpu", precision="bf16").render(z).astype(int)
+    assert np.abs(fp32 - bf16).mean() < 1.0 and np.abs(fp32 - bf16).max() <= 8
 
 
 def test_unknown_and_incomplete_specs(tmp_path):

@@ -46,7 +46,7 @@ _BUILDERS: dict[str, Callable[[str], torch.nn.Module]] = {
 def load(
     spec: str,
     device: str | torch.device | None = None,
-    half: bool = False,
+    precision: str = "fp32",
     batch_size: int = 32,
 ) -> Generator:
     """Load a generator from a spec.
@@ -59,8 +59,9 @@ def load(
         checkpoint) or ``"dcgan:PATH"`` (a DCGAN state dict saved with ``torch.save``).
     device : str | torch.device | None
         ``None`` picks CUDA when present, else the CPU.
-    half : bool
-        Run in bfloat16 on CUDA.
+    precision : str
+        ``"fp32"``, ``"bf16"``, ``"fp16"`` (CUDA) or ``"auto"`` (bfloat16 where the hardware
+        computes it natively); see :func:`~bci.generators.device.pick_dtype`.
     batch_size : int
         Largest batch per forward pass.
 
@@ -84,4 +85,4 @@ def load(
         if not Path(path).is_file():
             raise FileNotFoundError(f"generator weights file not found: {path}")
         module = _BUILDERS[kind](path)
-    return Generator(module, name=spec, device=device, half=half, batch_size=batch_size)
+    return Generator(module, name=spec, device=device, precision=precision, batch_size=batch_size)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,7 @@ class DisplayNode(Node):
                 self.log.warning("stimulus %s: %s", sid, err)
 
     def _show_reconstruction(self, msg: Message) -> None:
+        received = time.time()
         meta = msg.meta
         trial, stimulus = meta.get("trial"), meta.get("stimulus")
         try:
@@ -228,7 +230,14 @@ class DisplayNode(Node):
         self.count("reconstructions")
         self._mark(t, "reconstruction", trial=trial, stimulus=stimulus)
         self._flip_event(
-            t, what="reconstruction", trial=trial, stimulus=stimulus, latency_ms=latency
+            t,
+            what="reconstruction",
+            trial=trial,
+            stimulus=stimulus,
+            latency_ms=latency,
+            # From the render node's send to here, and from here to the flip (wall clock).
+            bus_ms=round((received - msg.wall_time) * 1000.0, 3),
+            draw_ms=round((time.time() - received) * 1000.0, 3),
         )
         self.screen.draw_status(self._status_lines())  # shown with the next flip
 

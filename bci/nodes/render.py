@@ -40,7 +40,7 @@ class RenderNode(Node):
             self.generator = load(
                 spec["spec"],
                 device=None if spec["device"] == "auto" else spec["device"],
-                half=spec["half"],
+                precision=spec["precision"],
                 batch_size=spec["batch_size"],
             )
         except (OSError, ValueError, RuntimeError) as err:

@@ -284,6 +284,9 @@ def open_window(
 ) -> Window:
     """Open the display window, with vsync where the driver gives it, headless if it must.
 
+    Headless drivers (``dummy``, ``offscreen``) never get vsync: nothing is shown, so there is
+    no refresh to wait for.
+
     vsync needs pygame's ``SCALED`` mode (an SDL renderer); a windowed ``SCALED`` window may be
     enlarged by an integer factor on a large desktop (the canvas stays ``width`` x ``height``).
     If vsync cannot be had, the window opens without it (logged). If no display can be opened
@@ -308,6 +311,15 @@ def open_window(
     flags = pygame.FULLSCREEN if fullscreen else 0
     try:
         pygame.display.init()
+        if pygame.display.get_driver() == "offscreen" and not os.environ.get("SDL_VIDEODRIVER"):
+            # SDL falls back to its offscreen (EGL) driver when there is no display; nothing is
+            # shown either way, and the dummy driver flips in microseconds instead of ~5 ms.
+            pygame.display.quit()
+            if _select_dummy_driver():
+                log.info("no display: using SDL's dummy video driver rather than offscreen")
+            pygame.display.init()
+        # Headless drivers have no refresh to sync to; their "vsync" would only add a wait.
+        vsync = vsync and pygame.display.get_driver() not in HEADLESS_DRIVERS
         surface, synced = _set_mode((width, height), flags, vsync)
     except pygame.error as err:
         pygame.display.quit()

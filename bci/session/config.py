@@ -39,7 +39,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "generator": {
         "spec": Key(str, "default"),
         "device": Key(str, "auto"),
-        "half": Key(bool, False),
+        "precision": Key(str, "auto", one_of("auto", "fp32", "bf16", "fp16")),
         "batch_size": Key(int, 16, positive),
         "cpu_threads": Key(int, 1, non_negative),
     },
