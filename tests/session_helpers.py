@@ -89,3 +89,16 @@ def write_config(path: Path, **tables: dict) -> Path:
             lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def start_session(config: Path, out: Path, mode: str = "decode") -> subprocess.Popen:
+    """Start ``bci-session`` in the background (stdout and stderr piped, text)."""
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    return subprocess.Popen(
+        session_command(config, out, mode=mode),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bci.figures import plot_fitness, plot_latency, plot_reconstructions
+from bci.figures import plot_fitness, plot_image_grid, plot_latency, plot_reconstructions
 from bci.figures.backend import plt
 
 
@@ -32,3 +32,15 @@ def test_latency_histogram(tmp_path):
 def test_fitness_plot(tmp_path):
     path = plot_fitness(tmp_path / "f.png", [1, 2, 3], [2, 3, 5], reference=1.5)
     assert read_png(path).ndim == 3
+
+
+def test_image_grid_rows_and_errors(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (7, 16, 16, 3), dtype=np.uint8)
+    one_row = read_png(plot_image_grid(tmp_path / "a.png", images, columns=7))
+    two_rows = read_png(plot_image_grid(tmp_path / "b.png", images, list("abcdefg"), columns=4))
+    assert two_rows.shape[0] > 1.5 * one_row.shape[0]  # 7 images in rows of 4: two rows
+    with pytest.raises(ValueError, match=r"images must have shape \(n >= 1, H, W, 3\)"):
+        plot_image_grid(tmp_path / "c.png", images[..., 0])
+    with pytest.raises(ValueError, match="2 labels for 7 images"):
+        plot_image_grid(tmp_path / "d.png", images, ["x", "y"])

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import numpy as np
 import pytest
 from session_helpers import (
-    REPO,
     node_processes,
     read_summary,
     run_session,
-    session_command,
+    start_session,
     write_config,
 )
 
@@ -84,18 +82,6 @@ def test_invalid_config_gets_one_line_naming_the_key(tmp_path):
     assert done.stderr.strip() == f"bci-session: {config}: [timing] tr_s must be > 0, got -2.0"
 
 
-def _start(config, out):
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-    return subprocess.Popen(
-        session_command(config, out),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
 def _wait_for_pid(out, node, timeout=60.0):
     """The pid of ``node`` once the session runs (the display has begun its schedule)."""
     deadline = time.monotonic() + timeout
@@ -112,10 +98,10 @@ def _wait_for_pid(out, node, timeout=60.0):
 
 def test_killed_node_is_named_and_the_rest_stop(tmp_path):
     out = tmp_path / "session"
-    proc = _start(write_config(tmp_path / "s.toml"), out)
+    proc = start_session(write_config(tmp_path / "s.toml"), out)
     try:
         os.kill(_wait_for_pid(out, "render"), signal.SIGKILL)
-        output, _ = proc.communicate(timeout=60)
+        _, output = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 1, output[-2000:]
@@ -130,10 +116,10 @@ def test_killed_node_is_named_and_the_rest_stop(tmp_path):
 def test_killed_node_is_restarted_when_the_config_asks(tmp_path):
     out = tmp_path / "session"
     config = write_config(tmp_path / "s.toml", session={"restart": ["render"]})
-    proc = _start(config, out)
+    proc = start_session(config, out)
     try:
         os.kill(_wait_for_pid(out, "render"), signal.SIGKILL)
-        output, _ = proc.communicate(timeout=120)
+        _, output = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, output[-2000:]
@@ -146,7 +132,7 @@ def test_killed_node_is_restarted_when_the_config_asks(tmp_path):
 
 def test_ctrl_c_stops_everything_within_five_seconds(tmp_path):
     out = tmp_path / "session"
-    proc = _start(write_config(tmp_path / "s.toml"), out)
+    proc = start_session(write_config(tmp_path / "s.toml"), out)
     try:
         _wait_for_pid(out, "display")
         time.sleep(1.0)

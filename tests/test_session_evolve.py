@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ from session_helpers import (
     node_processes,
     read_summary,
     run_session,
-    session_command,
+    start_session,
     write_config,
 )
 
@@ -108,15 +107,7 @@ def test_evolve_session_folder_has_figures_checkpoint_and_no_orphans(finished_se
 def test_resumed_session_continues_from_the_saved_generation(tmp_path):
     config = evolve_config(tmp_path, generations=6)
     out = tmp_path / "session"
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-    first = subprocess.Popen(
-        session_command(config, out, mode="evolve"),
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_session(config, out, mode="evolve")
     checkpoint = out / "evolve" / "checkpoint.json"
     try:
         deadline = time.monotonic() + 120
@@ -224,15 +215,7 @@ def test_missing_responses_become_nan_and_the_generation_completes(tmp_path):
 def test_killed_unit_source_stops_the_session_with_its_name(tmp_path):
     config = evolve_config(tmp_path, generations=30)
     out = tmp_path / "session"
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-    proc = subprocess.Popen(
-        session_command(config, out, mode="evolve"),
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_session(config, out, mode="evolve")
     try:
         checkpoint = out / "evolve" / "checkpoint.json"
         deadline = time.monotonic() + 120

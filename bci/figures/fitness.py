@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from bci.figures.backend import plt
+from bci.figures.backend import plt, save_figure
 
 
 def plot_fitness(
@@ -47,9 +47,4 @@ def plot_fitness(
     ax.set_ylabel("response")
     ax.set_title(title or "fitness per generation")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

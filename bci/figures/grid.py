@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.figures.backend import plt
+from bci.figures.backend import plt, save_figure
 
 
 def plot_image_grid(
@@ -55,9 +55,4 @@ def plot_image_grid(
                 ax.set_title(labels[k], fontsize=8, y=-0.22)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

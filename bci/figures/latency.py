@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.figures.backend import plt
+from bci.figures.backend import plt, save_figure
 
 
 def plot_latency(path: str | Path, latencies_ms: np.ndarray, title: str = "") -> Path:
@@ -40,9 +40,4 @@ def plot_latency(path: str | Path, latencies_ms: np.ndarray, title: str = "") ->
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("trials")
     ax.set_title(title or f"closed-loop latency (n = {len(values)})")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.figures.backend import plt
+from bci.figures.backend import plt, save_figure
 
 
 def plot_reconstructions(
@@ -57,9 +57,4 @@ def plot_reconstructions(
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
