@@ -68,6 +68,19 @@ def test_defaults_and_relative_paths(tmp_path):
             r"\[acquire\] streams is empty and \[simulate\] is disabled",
         ),
         ("[stimuli\npath = 1", r"not valid TOML"),
+        (
+            '[stimuli]\npath = "x"\n[evolve]\nunit = 3\n',
+            r"\[evolve\] unit must be -1 \(the mean of all units\) or a unit index below "
+            r"\[simulate\] n_units = 1, got 3",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[evolve]\noptimizer = "sgd"\n',
+            r"\[evolve\] optimizer must be one of 'genetic', 'cmaes', 'random', got 'sgd'",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[generator]\nprecision = "half"\n',
+            r"\[generator\] precision must be one of 'auto', 'fp32', 'bf16', 'fp16'",
+        ),
     ],
 )
 def test_invalid_configs_name_the_key(tmp_path, text, message):
@@ -91,3 +104,49 @@ def test_shipped_configs_are_valid():
     for path in sorted(CONFIGS.glob("*.toml")):
         config = load_config(path)
         assert Path(config["stimuli"]["path"]).is_dir(), path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "decode"], "give --config FILE (or --resume SESSION_DIR, --replay FILE)"),
+        (["--mode", "decode", "--resume", "x"], "--resume continues evolve sessions only"),
+        (
+            ["--mode", "evolve", "--resume", "x", "--config", "y.toml"],
+            "--resume takes the session's own config: drop --config/--replay",
+        ),
+        (["--mode", "evolve", "--resume", "nowhere"], "cannot resume nowhere: no readable"),
+        (["--mode", "decode", "--replay", "absent.xdf"], "recording not found: absent.xdf"),
+    ],
+)
+def test_session_arguments_get_one_line_errors(args, message, capsys):
+    from bci.session.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"bci-session: {message}") and "\n" not in err
+
+
+def test_replay_speed_must_not_be_negative(tmp_path, capsys):
+    from bci.session.cli import main
+
+    recording = tmp_path / "r.xdf"
+    recording.write_bytes(b"XDF:")
+    assert main(["--mode", "decode", "--replay", str(recording), "--speed", "-1"]) == 2
+    assert "--speed must be >= 0 (0: as fast as possible), got -1.0" in capsys.readouterr().err
+
+
+def test_replay_config_scales_time_and_names_the_source(tmp_path):
+    from bci.session.config import load_config, with_replay
+
+    config = load_config(CONFIGS / "demo-decode.toml")
+    (tmp_path / "session.json").write_text("{}")
+    replayed = with_replay(config, tmp_path / "recording.xdf", 3.0)
+    assert replayed["timing"]["time_scale"] == 3.0 * config["timing"]["time_scale"]
+    assert replayed["replay"] == {
+        "path": str(tmp_path / "recording.xdf"),
+        "speed": 3.0,
+        "source_session": str(tmp_path),
+    }
+    assert with_replay(config, tmp_path / "r.xdf", 0.0)["timing"] == config["timing"]
+    assert "replay" not in config  # the original is left alone

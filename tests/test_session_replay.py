@@ -189,3 +189,28 @@ def test_reference_recordings_replay_and_report_what_they_cannot_use(tmp_path, s
     assert summary["reason"] == "schedule done" and summary["decoding"] is None
     assert summary["nodes"]["replay"]["counters"]["samples"] == n
     assert node_processes(str(out)) == []
+
+
+def test_replay_of_an_mne_fif_export_decodes(live, tmp_path):
+    """One subject of the recording, written as FIF by MNE, replays and is decoded again."""
+    raw = to_mne(live / "recording.xdf", streams=["bci-sim-01"])
+    fif = tmp_path / "sub01_raw.fif"
+    raw.save(fif, verbose="error")
+    config = write_config(
+        tmp_path / "s.toml",
+        stimuli={"n_train": N_TRAIN, "n_test": N_TEST},
+        simulate={"enabled": False},
+        acquire={
+            "streams": [{"name": "sub01_raw", "type": "", "subject": 0}],
+            "marker_stream": "sub01_raw-annotations",
+        },
+        model={"aligner": "none"},
+    )
+    out = tmp_path / "replay"
+    done = run_session(config, out, "--replay", str(fif), "--speed", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = read_summary(out)
+    assert summary["trials"] == {"train": N_TRAIN, "test": N_TEST}
+    assert summary["bad_trials"] == 0
+    assert summary["decoding"]["latent_correlation"] > 0.3  # chance is 0
+    assert node_processes(str(out)) == []

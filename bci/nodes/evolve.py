@@ -49,6 +49,8 @@ from bci.evolve.checkpoint import load_checkpoint, save_checkpoint
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
 
+NOT_SHOWN_S = 30.0
+"""A generation the display has not shown this long after its block's length is given up."""
 CHECKPOINT = "evolve/checkpoint"
 """Checkpoint name inside the session folder (``.json`` and ``.npz`` are added)."""
 
@@ -151,6 +153,7 @@ class EvolveNode(Node):
             # Live, the display says when a generation has been shown (block_done); a replay
             # has no display: the generation is due when its block would have ended.
             "shown_at": time.monotonic() + len(ids) * self.trial_s if self.replay else None,
+            "published_at": time.monotonic(),
         }
         self.publish(
             GENERATIONS,
@@ -203,11 +206,21 @@ class EvolveNode(Node):
         current = self.current
         if current is None or self.done:
             return
+        now = time.monotonic()
         complete = len(current["answered"]) == len(current["values"])
-        timed_out = (
-            current["shown_at"] is not None
-            and time.monotonic() - current["shown_at"] > self.timeout_s
-        )
+        timed_out = current["shown_at"] is not None and now - current["shown_at"] > self.timeout_s
+        # Never shown (a node died and was restarted meanwhile): give up on it in the end.
+        waited = now - current["published_at"]
+        if (
+            current["shown_at"] is None
+            and waited > len(current["ids"]) * self.trial_s + NOT_SHOWN_S
+        ):
+            self.log.warning(
+                "evolve: generation %d was not shown within %.0f s; told with what came",
+                current["generation"],
+                waited,
+            )
+            timed_out = True
         if complete or timed_out:
             self._tell(current)
             if len(self.history) >= self.n_generations:
