@@ -27,6 +27,15 @@ def node_processes(marker: str) -> list[int]:
     return pids
 
 
+def node_name(pid: int) -> str:
+    """The node a process runs (``python -m bci.nodes NAME ...``), or '' for other processes."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return ""
+    return args[3] if args[1:3] == ["-m", "bci.nodes"] else ""
+
+
 def session_command(
     config: Path | None, out: Path, *extra: str, mode: str = "decode", resume: bool = False
 ) -> list[str]:

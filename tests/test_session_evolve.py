@@ -17,6 +17,7 @@ import pytest
 from harness import NodeProcess
 from session_helpers import (
     REPO,
+    node_name,
     node_processes,
     read_summary,
     run_session,
@@ -221,7 +222,7 @@ def test_killed_unit_source_stops_the_session_with_its_name(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not checkpoint.is_file():
             time.sleep(0.05)
-        pids = [p for p in node_processes(str(out)) if _node_name(p) == "simulate"]
+        pids = [p for p in node_processes(str(out)) if node_name(p) == "simulate"]
         assert len(pids) == 1
         os.kill(pids[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
@@ -235,8 +236,3 @@ def test_killed_unit_source_stops_the_session_with_its_name(tmp_path):
     assert summary["generations"] >= 1  # what was done before is kept and reported
     assert (out / "fitness.png").is_file()
     assert node_processes(str(out)) == []
-
-
-def _node_name(pid: int) -> str:
-    args = (open(f"/proc/{pid}/cmdline", "rb").read()).split(b"\0")
-    return args[3].decode() if len(args) > 3 and args[1:3] == [b"-m", b"bci.nodes"] else ""

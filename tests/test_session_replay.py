@@ -8,14 +8,20 @@ LabRecorder) is read back with pyxdf through :func:`bci.io.read_recording` and r
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import mne
 import numpy as np
+import pylsl
 import pytest
 from session_helpers import (
+    node_name,
     node_processes,
     read_summary,
     run_session,
+    start_session,
     write_config,
 )
 
@@ -213,4 +219,35 @@ def test_replay_of_an_mne_fif_export_decodes(live, tmp_path):
     assert summary["trials"] == {"train": N_TRAIN, "test": N_TEST}
     assert summary["bad_trials"] == 0
     assert summary["decoding"]["latent_correlation"] > 0.3  # chance is 0
+    assert node_processes(str(out)) == []
+
+
+def test_a_killed_record_node_leaves_a_readable_recording(tmp_path):
+    """LabRecorder outlives a crashed record node just long enough to close the XDF file."""
+    config = write_config(tmp_path / "s.toml", stimuli={"n_train": N_TRAIN, "n_test": N_TEST})
+    out = tmp_path / "session"
+    proc = start_session(config, out)
+    try:
+        deadline = time.monotonic() + 90
+        display = out / "logs" / "display.log"
+        while time.monotonic() < deadline:
+            if display.is_file() and "schedule begins" in display.read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(2.0)  # some volumes into the run
+        record = [p for p in node_processes(str(out)) if node_name(p) == "record"]
+        assert len(record) == 1
+        os.kill(record[0], signal.SIGKILL)
+        killed_at = pylsl.local_clock()
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert read_summary(out)["errors"][0].startswith("node 'record' died (exit code -9)")
+    recording = read_recording(out / "recording.xdf")  # footers written: LabRecorder finished
+    stamps = recording.stream("bci-sim-01").time_stamps
+    # Every volume from the start up to at most a second before the crash is in the file.
+    assert stamps[-1] >= killed_at - 1.0, (stamps[-1], killed_at)
+    np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-3)
     assert node_processes(str(out)) == []

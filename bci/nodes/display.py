@@ -250,10 +250,14 @@ class DisplayNode(Node):
         if self.t0 is None and not self._ready():
             self.poll_ms = IDLE_POLL_MS
             return
-        if self._hold_for_model():
-            self.poll_ms = IDLE_POLL_MS
-            return
-        while frame := self.schedule.pop_frame(local_clock() - self.t0 + self.lead_s):
+        while True:  # one clock reading decides both whether to hold and what is due
+            now = local_clock()
+            if self._hold_for_model(now):
+                self.poll_ms = IDLE_POLL_MS
+                return
+            frame = self.schedule.pop_frame(now - self.t0 + self.lead_s)
+            if not frame:
+                break
             self._present(frame)
         now = local_clock()
         if self.schedule.done and self.done_at is None:
@@ -272,18 +276,17 @@ class DisplayNode(Node):
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
         self.poll_ms = self._wait_ms(now)
 
-    def _hold_for_model(self) -> bool:
+    def _hold_for_model(self, now: float) -> bool:
         """In decode mode the test run waits for the decoding model (fitted in the run break).
 
         While it waits, the schedule's clock is held so that the test run starts, intact, the
-        moment the model is announced.
+        moment the model is announced. ``now`` is the LSL time the caller pops frames at.
         """
         upcoming = self.schedule.next_event
         if self.model_ready or self.mode != "decode" or upcoming is None:
             return False
         if upcoming.phase != "test":
             return False
-        now = local_clock()
         if now - self.t0 + self.lead_s < upcoming.onset:
             return False
         if not self.holding:
