@@ -61,6 +61,16 @@ def predicate(stream: dict[str, str]) -> str:
     return " and ".join(parts)
 
 
+def started_streams(output: str) -> list[str]:
+    """The streams LabRecorder's output says it collects, one entry per announcement.
+
+    LabRecorder's threads print concurrently, so two announcements can share a line (``Started
+    data collection for stream Started data collection for stream x.``); each still counts, and
+    a name lost in the tangle is ``""``.
+    """
+    return [part.split("\n", 1)[0].strip().removesuffix(".") for part in output.split(STARTED)[1:]]
+
+
 class LabRecorder:
     """One LabRecorder process recording some LSL streams into one XDF file.
 
@@ -127,7 +137,7 @@ class LabRecorder:
         while time.monotonic() < deadline:
             lines = self._output()
             found = [line for line in lines if line.startswith(FOUND)]
-            started = [line[len(STARTED) :].rstrip(".") for line in lines if STARTED in line]
+            started = started_streams("\n".join(lines))
             if self.proc.poll() is not None:
                 detail = next((x for x in lines if NO_MATCH in x), "") or next(
                     (x for x in reversed(lines) if x.strip()), "no output"
@@ -137,9 +147,9 @@ class LabRecorder:
                     f"({detail.strip()})"
                 )
             if len(found) == len(self.streams) and len(started) >= len(found):
-                self.recording = started
-                log.info("LabRecorder records %s into %s", ", ".join(started), self.path)
-                return started
+                self.recording = [name for name in started if name]
+                log.info("LabRecorder records %s into %s", ", ".join(self.recording), self.path)
+                return self.recording
             time.sleep(0.05)
         self.stop(timeout_s=2.0)
         raise RuntimeError(f"LabRecorder did not start recording within {timeout_s:g} s")
