@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bci.session.config import config_to_toml
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -88,15 +90,7 @@ def write_config(path: Path, **tables: dict) -> Path:
     }
     for name, table in tables.items():
         base[name] = {**base.get(name, {}), **table}
-    lines = []
-    for name, table in base.items():
-        streams = table.pop("streams", None)
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
-        for stream in streams or []:
-            lines.append(f"[[{name}.streams]]")
-            lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(config_to_toml(base))
     return path
 
 

@@ -150,3 +150,24 @@ def test_replay_config_scales_time_and_names_the_source(tmp_path):
     }
     assert with_replay(config, tmp_path / "r.xdf", 0.0)["timing"] == config["timing"]
     assert "replay" not in config  # the original is left alone
+
+
+def test_config_to_toml_round_trips(tmp_path):
+    from bci.session.config import config_to_toml
+
+    raw = {
+        "stimuli": {"path": "x", "n_test": 3},
+        "acquire": {
+            "delay_s": 0.5,
+            "streams": [{"name": 'a "quoted" name', "subject": 0}, {"name": "b", "subject": 1}],
+        },
+        "model": {"alphas": [1.0, 10.0]},
+        "display": {"vsync": False},
+    }
+    path = tmp_path / "c.toml"
+    path.write_text(config_to_toml(raw))
+    config = load_config(path)
+    assert [s["name"] for s in config["acquire"]["streams"]] == ['a "quoted" name', "b"]
+    assert config["acquire"]["delay_s"] == 0.5 and config["model"]["alphas"] == [1.0, 10.0]
+    assert config["stimuli"]["n_test"] == 3 and config["display"]["vsync"] is False
+    assert raw["acquire"]["streams"]  # the caller's dict is left alone

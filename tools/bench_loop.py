@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bci.session.config import config_to_toml
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -40,19 +42,6 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS_MS = {"p50": 15.0, "p99": 40.0}
-
-
-def toml_text(raw: dict) -> str:
-    """A session config dict as TOML (tables of scalars and lists, [[acquire.streams]])."""
-    lines = []
-    for name, table in raw.items():
-        streams = table.pop("streams", None) if isinstance(table, dict) else None
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
-        for stream in streams or []:
-            lines.append(f"[[{name}.streams]]")
-            lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
-    return "\n".join(lines) + "\n"
 
 
 def run_session(config: Path, out: Path, n_test: int) -> dict:
@@ -64,7 +53,7 @@ def run_session(config: Path, out: Path, n_test: int) -> dict:
     if raw.get("model", {}).get("path"):
         raw["model"]["path"] = str((config.resolve().parent / raw["model"]["path"]).resolve())
     bench_config = out.parent / "bench.toml"
-    bench_config.write_text(toml_text(raw))
+    bench_config.write_text(config_to_toml(raw))
     cmd = [sys.executable, "-m", "bci.session.cli", "--mode", "decode"]
     cmd += ["--config", str(bench_config), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))

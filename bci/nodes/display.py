@@ -274,7 +274,7 @@ class DisplayNode(Node):
             self.log.info("schedule done: %d trials, %d dropped frames", trials, dropped)
             self.screen.draw_status(self._status_lines())
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
-        self.poll_ms = self._wait_ms(now)
+        self.poll_ms = self._wait_ms(now, None if self.schedule_done else self.done_at)
 
     def _hold_for_model(self, now: float) -> bool:
         """In decode mode the test run waits for the decoding model (fitted in the run break).
@@ -297,12 +297,11 @@ class DisplayNode(Node):
         self.t0 = now + self.lead_s - upcoming.onset
         return True
 
-    def _wait_ms(self, now: float) -> float:
-        deadlines = []
-        if self.schedule.next_onset is not None:
+    def _wait_ms(self, now: float, end: float | None = None) -> float:
+        """How long to wait on the bus: until the next frame is due, or ``end`` if sooner."""
+        deadlines = [end] if end is not None else []
+        if self.schedule is not None and self.schedule.next_onset is not None:
             deadlines.append(self.t0 + self.schedule.next_onset - self.lead_s)
-        if self.done_at is not None and not self.schedule_done:
-            deadlines.append(self.done_at)
         if not deadlines:
             return IDLE_POLL_MS
         return min(IDLE_POLL_MS, max(0.0, (min(deadlines) - now) * 1000.0))

@@ -132,7 +132,7 @@ class EvolveDisplayNode(DisplayNode):
             return
         while frame := self.schedule.pop_frame(local_clock() - self.t0 + self.lead_s):
             self._present(frame)
-        self.poll_ms = self._wait_ms(local_clock())
+        self.poll_ms = self._wait_ms(local_clock(), self.block_end)
 
     def _start_block(self) -> None:
         self.generation, ids = self.blocks.popleft()
@@ -157,14 +157,6 @@ class EvolveDisplayNode(DisplayNode):
         self.count("generations_shown")
         self.event("block_done", generation=self.generation, trials=len(shown))
         self.schedule, self.block_end = None, None
-
-    def _wait_ms(self, now: float) -> float:
-        deadlines = [self.block_end] if self.block_end is not None else []
-        if self.schedule is not None and self.schedule.next_onset is not None:
-            deadlines.append(self.t0 + self.schedule.next_onset - self.lead_s)
-        if not deadlines:
-            return IDLE_POLL_MS
-        return min(IDLE_POLL_MS, max(0.0, (min(deadlines) - now) * 1000.0))
 
     def status(self) -> dict[str, Any]:
         """Heartbeat payload: the base display's, plus the generation on screen and the queue."""

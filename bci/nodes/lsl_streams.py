@@ -139,6 +139,31 @@ def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:
     return resolve_all([query], timeout_s)[0]
 
 
+def find_streams(queries: Sequence[StreamQuery], timeout_s: float) -> list[pylsl.StreamInfo | None]:
+    """Look for one stream per query, all within one deadline ``timeout_s`` from now.
+
+    Returns
+    -------
+    list of pylsl.StreamInfo or None
+        Per query, the stream found (the first one if several match; a warning names how
+        many), or None if none appeared in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    found: list[pylsl.StreamInfo | None] = []
+    for query in queries:
+        wait = max(deadline - time.monotonic(), MIN_RESOLVE_S)
+        infos = pylsl.resolve_bypred(query.predicate(), 1, wait)
+        if len(infos) > 1:
+            log.warning(
+                "%d LSL streams match %s; using the one with source_id=%r",
+                len(infos),
+                query.describe(),
+                infos[0].source_id(),
+            )
+        found.append(infos[0] if infos else None)
+    return found
+
+
 def resolve_all(queries: Sequence[StreamQuery], timeout_s: float) -> list[pylsl.StreamInfo]:
     """Find one stream per query, all within one deadline ``timeout_s`` from now.
 
@@ -147,23 +172,12 @@ def resolve_all(queries: Sequence[StreamQuery], timeout_s: float) -> list[pylsl.
     StreamNotFoundError
         Naming the first query that found nothing.
     """
-    deadline = time.monotonic() + timeout_s
-    found = []
-    for query in queries:
-        wait = max(deadline - time.monotonic(), MIN_RESOLVE_S)
-        infos = pylsl.resolve_bypred(query.predicate(), 1, wait)
-        if not infos:
+    found = find_streams(queries, timeout_s)
+    for query, info in zip(queries, found, strict=True):
+        if info is None:
             raise StreamNotFoundError(
                 f"no LSL stream with {query.describe()} appeared within {float(timeout_s)} s"
             )
-        if len(infos) > 1:
-            log.warning(
-                "%d LSL streams match %s; using the one with source_id=%r",
-                len(infos),
-                query.describe(),
-                infos[0].source_id(),
-            )
-        found.append(infos[0])
     return found
 
 

@@ -17,7 +17,6 @@ or a machine without LabRecorder, is logged and the session goes on with the bus
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pylsl
 from bci.bus import Message
 from bci.io.labrecorder import LabRecorder
 from bci.nodes.base import Node
-from bci.nodes.lsl_streams import marker_query, participant_queries
+from bci.nodes.lsl_streams import find_streams, marker_query, participant_queries
 from bci.nodes.pipeline_streams import PipelineOutlets
 from bci.session.bus_log import BusLogWriter
 from bci.stimulus_set import load_stimulus_set
@@ -76,21 +75,21 @@ class RecordNode(Node):
 
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
         """The participants' streams (subject, info) and the marker stream (-1, info) in time."""
-        deadline = time.monotonic() + timeout_s
-        queries = [(q.subject, q) for q in participant_queries(self.config)]
-        queries.append((-1, marker_query(self.config)))
+        queries = participant_queries(self.config)
+        subjects = [q.subject for q in queries] + [-1]
+        queries.append(marker_query(self.config))
         found = []
-        for subject, query in queries:
-            wait = max(deadline - time.monotonic(), 0.5)
-            infos = pylsl.resolve_bypred(query.predicate(), 1, wait)
-            if infos:
-                found.append((subject, infos[0]))
-            else:
+        for subject, query, info in zip(
+            subjects, queries, find_streams(queries, timeout_s), strict=True
+        ):
+            if info is None:
                 self.log.warning(
                     "record: no LSL stream with %s within %g s; not in the XDF file",
                     query.describe(),
                     timeout_s,
                 )
+            else:
+                found.append((subject, info))
         return found
 
     def handle(self, msg: Message) -> None:

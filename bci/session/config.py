@@ -218,3 +218,21 @@ def with_replay(config: dict[str, Any], recording: Path, speed: float) -> dict[s
     if speed > 0:
         config["timing"]["time_scale"] = config["timing"]["time_scale"] * speed
     return config
+
+
+def config_to_toml(raw: dict[str, Any]) -> str:
+    """Write a config dict (as :func:`load_config` reads it, before validation) as TOML.
+
+    Tables hold scalars and lists; ``[acquire] streams`` becomes ``[[acquire.streams]]`` tables.
+    Scripts and tests that build sessions use it; :func:`load_config` reads the result back.
+    """
+    lines = []
+    for name, table in raw.items():
+        table = dict(table)
+        streams = table.pop("streams", None)
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        for stream in streams or []:
+            lines.append(f"[[{name}.streams]]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
+    return "\n".join(lines) + "\n"
