@@ -70,8 +70,24 @@ def test_defaults_and_relative_paths(tmp_path):
         ("[stimuli\npath = 1", r"not valid TOML"),
         (
             '[stimuli]\npath = "x"\n[evolve]\nunit = 3\n',
-            r"\[evolve\] unit must be -1 \(the mean of all units\) or a unit index below "
-            r"\[simulate\] n_units = 1, got 3",
+            r"\[evolve\] unit must be a site index below \[simulate\] n_units = 1, a list of "
+            r"them, -1 \(the mean of all\) or \"best\" \(chosen by a probe block\), got 3",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[evolve]\nunit = "worst"\n',
+            r"\[evolve\] unit must be a site index .*got 'worst'",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[simulate]\nn_units = 4\n[evolve]\nunit = [1, 4]\n',
+            r"\[evolve\] unit must be a site index below \[simulate\] n_units = 4.*got \[1, 4\]",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[[acquire.streams]]\nname = "a"\nsubject = 0\nkind = "spikes"\n',
+            r"\[\[acquire.streams\]\] #1 kind must be one of 'counts', 'events', 'broadband'",
+        ),
+        (
+            '[stimuli]\npath = "x"\n[acquire]\nband_hz = [6000, 300]\n',
+            r"\[acquire\] band_hz must be \[low, high\], 0 < low <= high",
         ),
         (
             '[stimuli]\npath = "x"\n[evolve]\noptimizer = "sgd"\n',

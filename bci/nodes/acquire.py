@@ -18,6 +18,10 @@ Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxe
                              the response times this rate is a firing rate in spikes/s
     bad                      None, or a one-line reason (the pattern is then zeros)
 
+A stream declared ``kind = "events"`` or ``"broadband"`` in ``[[acquire.streams]]`` is first
+turned into spike counts per bin by :mod:`bci.nodes.spike_input` (events binned; broadband
+band-passed and threshold-crossed), so every form is cut the same way.
+
 Participants whose stream has the wrong channel count are left out with an error in the log;
 the node stops only when no participant is left.
 """
@@ -46,6 +50,7 @@ from bci.nodes.lsl_streams import (
     resolve_all,
 )
 from bci.nodes.markers import decode_marker
+from bci.nodes.spike_input import SpikeReader, SpikeStreamError, open_spike_reader, stream_settings
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
 
 LATE_MARKER_S = 5.0
@@ -62,6 +67,8 @@ class Participant:
     inlet: pylsl.StreamInlet
     rate_hz: float = 0.0
     bad_trials: int = 0
+    reader: SpikeReader | None = None
+    """For ``events`` and ``broadband`` streams: turns them into spike counts per bin."""
 
 
 def expected_channels(config: dict[str, Any], counts: list[int]) -> int:
@@ -101,7 +108,29 @@ class AcquireNode(Node):
             self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
         self.participants: dict[int, Participant] = {}
         buffers: dict[int, VolumeBuffer] = {}
-        for query, info in zip(queries, infos[:-1], strict=True):
+        for index, (query, info) in enumerate(zip(queries, infos[:-1], strict=True)):
+            # -- spike events and broadband voltage (bci.nodes.spike_input) --
+            settings = stream_settings(self.config, index)
+            if settings.kind != "counts":
+                known = settings.kind == "broadband" or self.config["simulate"]["enabled"]
+                sites = settings.channels or (expected if known else 0)
+                try:
+                    reader = open_spike_reader(
+                        settings, info, sites, local_clock(), self.count, self.log, query.describe()
+                    )
+                except SpikeStreamError as err:
+                    self.log.error(
+                        "stream %s %s; subject %d is left out", query.describe(), err, query.subject
+                    )
+                    self.count("participants_left_out")
+                    continue
+                inlet = open_inlet(info, processing=DATA_PROCESSING)
+                self.participants[query.subject] = Participant(
+                    query, inlet, rate_hz=reader.rate_hz, reader=reader
+                )
+                buffers[query.subject] = VolumeBuffer(sites, 1.0 / reader.rate_hz)
+                continue
+            # -- binned counts (evolve) or volumes (decode) --
             problem = None
             if info.channel_format() == pylsl.cf_string:
                 problem = "has string channels, expected numbers"
@@ -174,7 +203,10 @@ class AcquireNode(Node):
         """Receive: every participant's new volumes, stamped as arrived ``now``."""
         for subject, participant in list(self.participants.items()):
             try:
-                data, times = pull_volumes(participant.inlet)
+                if participant.reader is not None:
+                    data, times = participant.reader.read(participant.inlet, now)
+                else:
+                    data, times = pull_volumes(participant.inlet)
             except LostError:
                 self._leave_out(subject, "its LSL source was lost")
                 continue

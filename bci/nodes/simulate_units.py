@@ -12,6 +12,13 @@ spike-sorted output.
 The units prefer images the session's generator renders from random latents
 (:meth:`~bci.sim.neurons.InSilicoPopulation.from_generator`, seeded by ``[simulate] seed``), so a
 good optimiser can find them; ``baseline_hz`` and ``peak_hz`` set the tuning's floor and height.
+With ``[simulate] diverse`` they form an in-silico array (:func:`bci.sim.array.array_units`):
+each unit has its own gain, baseline and tuning width, and one is clearly the most responsive.
+
+The stream's form is the first ``[[acquire.streams]]`` entry's ``kind`` (counts, spike events,
+or broadband voltage; :mod:`bci.nodes.unit_outputs`). The units' parameters are written to
+``simulate/units.json`` at start-up and every spike's time and unit to
+``simulate/ground_truth.npz`` at the end, so detection can be checked against them.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from bci.generators import load
 from bci.nodes.base import Node, NodeError
 from bci.nodes.lsl_streams import (
     MARKER_PROCESSING,
-    make_outlet,
     marker_query,
     open_inlet,
     participant_queries,
@@ -36,6 +42,9 @@ from bci.nodes.lsl_streams import (
     resolve,
 )
 from bci.nodes.markers import decode_marker
+from bci.nodes.spike_input import stream_settings
+from bci.nodes.unit_outputs import BroadbandOutput, CountsOutput, EventsOutput
+from bci.sim.array import array_units
 from bci.sim.neurons import InSilicoPopulation
 
 PENDING_MARKER_S = 1.0
@@ -57,18 +66,22 @@ class SpikeGenerator:
         Channels.
     rate_hz : float
         Bins per second.
-    baseline_hz : float
-        Rate with no stimulus.
+    baseline_hz : float or array_like
+        Rate with no stimulus (one for all units, or one per unit).
     seed : int or numpy Generator
         Spike noise.
     """
 
     def __init__(
-        self, n_units: int, rate_hz: float, baseline_hz: float, seed: int | np.random.Generator
+        self,
+        n_units: int,
+        rate_hz: float,
+        baseline_hz: float | np.ndarray,
+        seed: int | np.random.Generator,
     ) -> None:
         self.n_units = int(n_units)
         self.bin_s = 1.0 / float(rate_hz)
-        self.baseline = np.full(self.n_units, float(baseline_hz))
+        self.baseline = np.broadcast_to(np.asarray(baseline_hz, np.float64), (n_units,)).copy()
         self.rng = np.random.default_rng(seed)
         self.t0 = math.nan
         self.next_bin = 0
@@ -123,32 +136,31 @@ class SimulateUnitsNode(Node):
             generator = load(spec, device="cpu")
         except (OSError, ValueError, RuntimeError) as err:
             raise NodeError(f"simulate: cannot load generator {spec!r}: {err}") from None
-        self.population = InSilicoPopulation.from_generator(
-            generator,
-            n_units=sim["n_units"],
-            seed=sim["seed"],
-            baseline_hz=sim["baseline_hz"],
-            peak_hz=sim["peak_hz"],
+        self.units = array_units(
+            sim["n_units"],
+            sim["baseline_hz"],
+            tuple(sim["amplitude_uv"]),
+            diverse=sim["diverse"],
+            seed=np.random.default_rng([sim["seed"], 2]),
         )
+        # Tuning in [0, 1] per unit; each unit's rate is its baseline + peak_hz * gain * tuning.
+        self.population = InSilicoPopulation.from_generator(
+            generator, n_units=sim["n_units"], seed=sim["seed"], baseline_hz=0.0, peak_hz=1.0
+        )
+        self.population.widths = self.population.widths * self.units.width_factor
+        self.peak_hz = sim["peak_hz"] * self.units.gain
         self.spikes = SpikeGenerator(
             sim["n_units"],
             sim["rate_hz"],
-            sim["baseline_hz"],
+            self.units.baseline_hz,
             np.random.default_rng([sim["seed"], 1]),
         )
         self.latency_s = sim["latency_s"] / timing["time_scale"]
         self.on_s = timing["stimulus_s"] / timing["time_scale"]
         query = participant_queries(self.config)[0]
         name = query.name or "bci-sim-units"
-        self.outlet = make_outlet(
-            name,
-            query.type or "Spikes",
-            sim["n_units"],
-            sim["rate_hz"],
-            query.source_id or f"bci-sim-{name}",
-            labels=[f"unit-{u:02d}" for u in range(sim["n_units"])],
-            desc={"manufacturer": "bci simulator", "unit": "spikes per bin"},
-        )
+        self.output = self._make_output(name, query.type or "Spikes", query.source_id)
+        self.output.truth.write(self.out / "simulate", self.units, self.output.kind)
         self.markers = open_inlet(
             resolve(marker_query(self.config), self.config["acquire"]["resolve_timeout_s"]),
             processing=MARKER_PROCESSING,
@@ -176,7 +188,7 @@ class SimulateUnitsNode(Node):
             self.count("ignored")
             return
         try:
-            rates = self.population.rates(msg.arrays[0])
+            rates = self.units.baseline_hz + self.peak_hz * self.population.rates(msg.arrays[0])
         except ValueError as err:
             self.count("bad_images")
             self.log.warning("simulate: cannot respond to images %s...: %s", ids[:1], err)
@@ -200,8 +212,8 @@ class SimulateUnitsNode(Node):
         self._respond(now)
         times, counts = self.spikes.bins_until(local_clock())
         if times.size:
-            self.outlet.push_chunk(counts, timestamp=times.tolist())
             self.count("bins", int(times.size))
+            self.count("samples", self.output.push(times, counts))
 
     def _respond(self, now: float) -> None:
         """Turn the markers whose image is known into response intervals."""
@@ -219,8 +231,46 @@ class SimulateUnitsNode(Node):
                 self.log.warning("simulate: no image for stimulus %r; no response", stimulus)
         self.waiting = keep
 
+    def _make_output(
+        self, name: str, stream_type: str, source_id: str
+    ) -> CountsOutput | EventsOutput | BroadbandOutput:
+        """The outlet of the stream's form (the first ``[[acquire.streams]]`` entry's kind)."""
+        sim = self.config["simulate"]
+        settings = stream_settings(self.config, 0)
+        source_id = source_id or f"bci-sim-{name}"
+        rng = np.random.default_rng([sim["seed"], 4])
+        if settings.kind == "events":
+            return EventsOutput(
+                name,
+                stream_type,
+                source_id,
+                sim["n_units"],
+                self.spikes.bin_s,
+                settings.channel_base,
+                rng,
+            )
+        if settings.kind == "broadband":
+            try:
+                return BroadbandOutput(
+                    name,
+                    stream_type,
+                    source_id,
+                    self.units,
+                    sim["broadband_hz"],
+                    self.spikes.bin_s,
+                    sim["noise_uv"],
+                    sim["sample_format"],
+                    rng,
+                )
+            except ValueError as err:
+                raise NodeError(f"simulate: {err} ([simulate] rate_hz)") from None
+        return CountsOutput(name, stream_type, source_id, sim["n_units"], sim["rate_hz"])
+
     def teardown(self) -> None:
-        self.outlet = None
+        output = getattr(self, "output", None)
+        if output is not None:
+            output.truth.write(self.out / "simulate", self.units, output.kind)
+        self.output = None
         self.markers = None
 
 

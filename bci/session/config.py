@@ -64,6 +64,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "baseline_s": Key(float, 0.0, non_negative),
         "resolve_timeout_s": Key(float, 10.0, positive),
         "streams": Key(list, []),
+        # rig streams (kind = "events" / "broadband"): see bci.nodes.spike_input
+        "bin_hz": Key(float, 1000.0, positive),
+        "band_hz": Key(list, [300.0, 6000.0]),
+        "filter_order": Key(int, 2, positive),
+        "threshold_k": Key(float, 4.5, positive),
+        "dead_time_s": Key(float, 0.001, non_negative),
+        "events_lag_s": Key(float, 0.1, non_negative),
     },
     "model": {
         "path": Key(str, ""),
@@ -83,6 +90,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "baseline_hz": Key(float, 5.0, non_negative),
         "peak_hz": Key(float, 100.0, positive),
         "latency_s": Key(float, 0.05, non_negative),
+        # the in-silico array (bci.sim.array): how diverse its units are, what broadband looks like
+        "diverse": Key(bool, False),
+        "broadband_hz": Key(float, 30000.0, positive),
+        "noise_uv": Key(float, 10.0, positive),
+        "amplitude_uv": Key(list, [50.0, 150.0]),
+        "sample_format": Key(str, "float32", one_of("float32", "int16")),
     },
     "evolve": {
         "optimizer": Key(str, "genetic", one_of(*OPTIMIZERS)),
@@ -91,7 +104,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sigma0": Key(float, 0.3, positive),
         "generations": Key(int, 20, positive),
         "n_reference": Key(int, 2, non_negative),
-        "unit": Key(int, 0),
+        "unit": Key((int, list, str), 0),
+        "probe_images": Key(int, 8, positive),
+        "probe_repeats": Key(int, 3, positive),
         "response_timeout_s": Key(float, 2.0, positive),
         "seed": Key(int, 0),
     },
@@ -112,6 +127,9 @@ STREAM_KEYS: dict[str, Key] = {
     "type": Key(str, "fMRI"),
     "source_id": Key(str, ""),
     "subject": Key(int, required=True, check=non_negative),
+    "kind": Key(str, "counts", one_of("counts", "events", "broadband")),
+    "channels": Key(int, 0, non_negative),
+    "channel_base": Key(int, 0, non_negative),
 }
 
 
@@ -170,18 +188,39 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
             f"{source}: [acquire] streams is empty and [simulate] is disabled: "
             "no participant data would arrive"
         )
-    unit, n_units = config["evolve"]["unit"], config["simulate"]["n_units"]
-    if unit < -1 or (config["simulate"]["enabled"] and unit >= n_units):
-        raise ConfigError(
-            f"{source}: [evolve] unit must be -1 (the mean of all units) or a unit index "
-            f"below [simulate] n_units = {n_units}, got {unit}"
-        )
+    check_unit_and_rig(config, source)
     stimuli = (base / config["stimuli"]["path"]).resolve()
     config["stimuli"]["path"] = str(stimuli)
     if config["model"]["path"]:
         config["model"]["path"] = str((base / config["model"]["path"]).resolve())
     config["source"] = source
     return config
+
+
+def check_unit_and_rig(config: dict[str, Any], source: str) -> None:
+    """Check ``[evolve] unit`` (site, list of sites, -1 or "best"), the band, the amplitudes."""
+    unit, n_units = config["evolve"]["unit"], config["simulate"]["n_units"]
+    limit = n_units if config["simulate"]["enabled"] else None
+    sites = unit if isinstance(unit, list) else [unit]
+    ok = unit == "best" or (
+        bool(sites)
+        and all(isinstance(u, int) and not isinstance(u, bool) for u in sites)
+        and (unit == -1 or all(0 <= u < (limit or u + 1) for u in sites))
+    )
+    if not ok:
+        below = f" below [simulate] n_units = {n_units}" if limit else ""
+        raise ConfigError(
+            f"{source}: [evolve] unit must be a site index{below}, a list of them, -1 (the "
+            f'mean of all) or "best" (chosen by a probe block), got {unit!r}'
+        )
+    for table, key in (("acquire", "band_hz"), ("simulate", "amplitude_uv")):
+        pair = config[table][key]
+        if not (
+            len(pair) == 2
+            and all(isinstance(f, int | float) and not isinstance(f, bool) for f in pair)
+            and 0 < pair[0] <= pair[1]
+        ):
+            raise ConfigError(f"{source}: [{table}] {key} must be [low, high], 0 < low <= high")
 
 
 def resumed_config(folder: str | Path) -> dict[str, Any]:
