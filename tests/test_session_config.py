@@ -82,7 +82,8 @@ def test_defaults_and_relative_paths(tmp_path):
             r"\[evolve\] unit must be a site index below \[simulate\] n_units = 4.*got \[1, 4\]",
         ),
         (
-            '[stimuli]\npath = "x"\n[[acquire.streams]]\nname = "a"\nsubject = 0\nkind = "spikes"\n',
+            '[stimuli]\npath = "x"\n[[acquire.streams]]\nname = "a"\nsubject = 0\n'
+            'kind = "spikes"\n',
             r"\[\[acquire.streams\]\] #1 kind must be one of 'counts', 'events', 'broadband'",
         ),
         (

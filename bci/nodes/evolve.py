@@ -23,8 +23,15 @@ Published
     ``schedule_done`` after the last generation, which ends the session.
 
 Fitness of an image: the acquire node's response (mean count per bin in the window, minus the
-baseline) times the stream's bin rate, i.e. the evoked firing rate in spikes/s, of unit
-``[evolve] unit`` (-1: the mean over units). A generation is told once every image has a
+baseline) times the stream's bin rate, i.e. the evoked firing rate in spikes/s, of the target
+sites (:mod:`bci.evolve.site_choice`): ``[evolve] unit`` is a site, a list of sites (their mean),
+-1 (the mean over all) or ``"best"``.
+
+Probe block (``unit = "best"``): before generation 0, the first ``probe_images`` stimuli of the
+set are shown ``probe_repeats`` times each, shuffled, as one block (``generation`` -1, ids
+``probe-03-r1``); the site with the most reliable evoked response is the target from then on.
+The choice and every site's probe response are written to ``evolve/probe.json`` (the summary
+reports them), and a resumed session keeps that choice. A generation is told once every image has a
 response, or ``response_timeout_s`` after the display has shown it, with NaN for what is
 missing (logged); the optimisers leave NaN out of selection.
 
@@ -35,6 +42,7 @@ from the next generation (``bci-session --mode evolve --resume SESSION_DIR``).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -46,6 +54,7 @@ from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
 from bci.evolve import from_state_dict, make_optimizer
 from bci.evolve.base import Optimizer
 from bci.evolve.checkpoint import load_checkpoint, save_checkpoint
+from bci.evolve.site_choice import probe_scores, site_fitness, target_sites
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
 
@@ -53,6 +62,10 @@ NOT_SHOWN_S = 30.0
 """A generation the display has not shown this long after its block's length is given up."""
 CHECKPOINT = "evolve/checkpoint"
 """Checkpoint name inside the session folder (``.json`` and ``.npz`` are added)."""
+PROBE = "evolve/probe.json"
+"""The probe block's result inside the session folder (``unit = "best"``)."""
+PROBE_GENERATION = -1
+"""The generation number of the probe block's message."""
 
 
 def make_session_optimizer(config: dict[str, Any], latent_dim: int) -> Optimizer:
@@ -89,7 +102,15 @@ class EvolveNode(Node):
         self.references = stimuli.latents[: evo["n_reference"]].astype(np.float32)
         self.reference_ids = list(stimuli.ids[: evo["n_reference"]])
         self.n_generations = int(evo["generations"])
-        self.unit = int(evo["unit"])
+        self.unit = evo["unit"]
+        self.probe_path = self.out / PROBE
+        self.probe_latents = stimuli.latents[: evo["probe_images"]].astype(np.float32)
+        self.sites: list[int] | None = None
+        if self.unit == "best":
+            if self.probe_path.is_file():  # resumed: keep the choice
+                self.sites = json.loads(self.probe_path.read_text())["sites"]
+        else:
+            self.sites = target_sites(self.unit)
         self.timeout_s = float(evo["response_timeout_s"])
         self.checkpoint = self.out / CHECKPOINT
         self.history: list[dict[str, Any]] = []
@@ -129,6 +150,8 @@ class EvolveNode(Node):
         self.publisher.wait_for_subscribers(GENERATIONS, timeout_ms=10_000)
         if len(self.history) >= self.n_generations:
             self._finish()
+        elif self.unit == "best" and self.sites is None:
+            self._ask_probe()
         else:
             self._ask()
 
@@ -169,6 +192,57 @@ class EvolveNode(Node):
             if sid in self.early:
                 self._answer(self.current, sid, self.early.pop(sid))
 
+    def _ask_probe(self) -> None:
+        """Publish the probe block: each probe image ``probe_repeats`` times, shuffled."""
+        evo = self.config["evolve"]
+        n, repeats = len(self.probe_latents), int(evo["probe_repeats"])
+        ids = [f"probe-{i:02d}-r{r}" for r in range(repeats) for i in range(n)]
+        latents = np.tile(self.probe_latents, (repeats, 1))
+        order = np.random.default_rng([evo["seed"], 999]).permutation(len(ids))
+        self.current = {
+            "generation": PROBE_GENERATION,
+            "probe": True,
+            "ids": ids,
+            "values": dict.fromkeys(ids, math.nan),
+            "patterns": {},
+            "answered": set(),
+            "shown_at": time.monotonic() + len(ids) * self.trial_s if self.replay else None,
+            "published_at": time.monotonic(),
+        }
+        self.publish(
+            GENERATIONS,
+            [latents[order]],
+            kind="generation",
+            meta={
+                "generation": PROBE_GENERATION,
+                "ids": [ids[i] for i in order],
+                "reference": [True] * len(ids),
+            },
+        )
+        self.log.info("evolve: probe block of %d images x %d repeats", n, repeats)
+
+    def _finish_probe(self, current: dict[str, Any]) -> None:
+        """Choose the target site from the probe block; write ``evolve/probe.json``."""
+        patterns = [current["patterns"][i] for i in current["ids"] if i in current["patterns"]]
+        try:
+            result = probe_scores(np.stack(patterns) if patterns else np.empty((0, 1)))
+        except ValueError as err:
+            raise NodeError(f"evolve: cannot choose the best site: {err}") from None
+        result["sites"] = [result["site"]]
+        result["n_scheduled"] = len(current["ids"])
+        self.probe_path.parent.mkdir(parents=True, exist_ok=True)
+        self.probe_path.write_text(json.dumps(result, indent=1))
+        self.sites = result["sites"]
+        self.event("target_chosen", sites=self.sites, score=result["score"][result["site"]])
+        self.log.info(
+            "evolve: probe block chose site %d (t = %s, evoked %.1f spikes/s, %d trials)",
+            result["site"],
+            result["score"][result["site"]],
+            result["evoked_hz"][result["site"]],
+            result["n_trials"],
+        )
+        self.current = None
+
     def handle(self, msg: Message) -> None:
         current = self.current
         if msg.topic == EVENTS:
@@ -198,9 +272,17 @@ class EvolveNode(Node):
         if msg.meta.get("bad"):
             self.log.warning("evolve: response to %s is bad (%s); NaN", sid, msg.meta["bad"])
             return
+        rate = float(msg.meta.get("rate_hz") or 1.0)
         pattern = np.asarray(msg.arrays[0], dtype=np.float64)
-        value = pattern.mean() if self.unit < 0 else pattern[self.unit]
-        current["values"][sid] = float(value) * float(msg.meta.get("rate_hz") or 1.0)
+        if current.get("probe"):
+            current["patterns"][sid] = pattern * rate
+            return
+        try:
+            current["values"][sid] = site_fitness(pattern, self.sites) * rate
+        except IndexError as err:
+            self.count("bad_target")
+            if self.counters["bad_target"] == 1:
+                self.log.error("evolve: %s; NaN", err)
 
     def tick(self) -> None:
         current = self.current
@@ -221,7 +303,10 @@ class EvolveNode(Node):
                 waited,
             )
             timed_out = True
-        if complete or timed_out:
+        if (complete or timed_out) and current.get("probe"):
+            self._finish_probe(current)
+            self._ask()
+        elif complete or timed_out:
             self._tell(current)
             if len(self.history) >= self.n_generations:
                 self._finish()

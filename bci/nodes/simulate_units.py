@@ -148,7 +148,7 @@ class SimulateUnitsNode(Node):
             generator, n_units=sim["n_units"], seed=sim["seed"], baseline_hz=0.0, peak_hz=1.0
         )
         self.population.widths = self.population.widths * self.units.width_factor
-        self.peak_hz = sim["peak_hz"] * self.units.gain
+        self.peak_hz = float(sim["peak_hz"])
         self.spikes = SpikeGenerator(
             sim["n_units"],
             sim["rate_hz"],
@@ -188,7 +188,7 @@ class SimulateUnitsNode(Node):
             self.count("ignored")
             return
         try:
-            rates = self.units.baseline_hz + self.peak_hz * self.population.rates(msg.arrays[0])
+            rates = self.units.rates(self.population.rates(msg.arrays[0]), self.peak_hz)
         except ValueError as err:
             self.count("bad_images")
             self.log.warning("simulate: cannot respond to images %s...: %s", ids[:1], err)

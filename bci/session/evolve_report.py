@@ -7,15 +7,49 @@ folder with :func:`evolve_report`.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from bci.evolve.checkpoint import load_checkpoint
-from bci.figures import plot_fitness, plot_image_grid
+from bci.figures import plot_fitness, plot_image_grid, plot_probe
 from bci.generators import load
-from bci.nodes.evolve import CHECKPOINT
+from bci.nodes.evolve import CHECKPOINT, PROBE
+
+
+def target_report(out: Path, config: dict) -> dict:
+    """``target``: ``unit`` as configured, the ``sites`` evolved for, and the probe block's
+    result (``probe``: every site's ``evoked_hz`` and ``score``, the ``metric``, ``n_trials``)
+    when ``unit = "best"``; also writes ``probe.png``."""
+    unit = config["evolve"]["unit"]
+    report: dict = {"unit": unit, "sites": None, "probe": None}
+    if unit == "best":
+        path = out / PROBE
+        if path.is_file():
+            probe = json.loads(path.read_text())
+            report.update(sites=probe["sites"], probe=probe)
+            plot_probe(
+                out / "probe.png",
+                probe["evoked_hz"],
+                probe["score"],
+                probe["site"],
+                title=f"probe block ({probe['n_trials']} trials): site {probe['site']} chosen "
+                "for the most reliable visual response",
+            )
+    elif unit != -1:
+        report["sites"] = unit if isinstance(unit, list) else [unit]
+    return report
+
+
+def _target_words(target: dict) -> str:
+    sites = target["sites"]
+    if sites is None:
+        return "the mean of all sites" if target["unit"] == -1 else "no site (probe failed)"
+    if len(sites) == 1:
+        return f"site {sites[0]}" + (" (best of the probe)" if target["unit"] == "best" else "")
+    return f"the mean of sites {', '.join(map(str, sites))}"
 
 
 def _number(x: float) -> float | None:
@@ -36,8 +70,9 @@ def evolve_report(out: str | Path, config: dict) -> dict:
     Returns
     -------
     dict
-        ``generations``, ``evaluations``, ``missing`` and ``fitness`` (per-generation ``mean``
-        and ``max`` lists, ``best``, ``reference_mean``), responses in spikes/s.
+        ``generations``, ``evaluations``, ``missing``, ``fitness`` (per-generation ``mean``
+        and ``max`` lists, ``best``, ``reference_mean``), responses in spikes/s, and ``target``
+        (:func:`target_report`).
     """
     out = Path(out)
     try:
@@ -60,16 +95,16 @@ def evolve_report(out: str | Path, config: dict) -> dict:
             "reference_mean": _number(reference_mean),
         },
     }
+    report["target"] = target_report(out, config)
     if not history:
         return report
-    unit = config["evolve"]["unit"]
     plot_fitness(
         out / "fitness.png",
         means,
         maxima,
         reference=reference_mean,
-        title=f"{config['evolve']['optimizer']}: response of "
-        f"{'the mean unit' if unit < 0 else f'unit {unit}'} (spikes/s) per generation",
+        title=f"{config['evolve']['optimizer']}: evoked rate of "
+        f"{_target_words(report['target'])} (spikes/s) per generation",
     )
     gen = config["generator"]
     generator = load(gen["spec"], device=None if gen["device"] == "auto" else gen["device"])

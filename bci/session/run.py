@@ -50,6 +50,9 @@ def _headline(mode: str, summary: dict) -> list[str]:
             f"generations: {summary.get('generations', 0)}, evaluations "
             f"{summary.get('evaluations', 0)}, missing responses {summary.get('missing', 0)}"
         )
+        target = summary.get("target") or {}
+        if target.get("unit") == "best":
+            lines.append(f"target: site(s) {target.get('sites')} chosen by the probe block")
         if mean:
             lines.append(
                 f"fitness (spikes/s): mean {mean[0]} -> {mean[-1]}, max {maxima[0]} -> "

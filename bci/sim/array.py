@@ -2,12 +2,15 @@
 
 One unit per channel. :func:`array_units` draws each unit's visual gain, baseline rate, tuning
 width factor and spike amplitude; with ``diverse`` one unit (chosen by the seed) is clearly the
-most responsive (gain 1), the others respond 10-45 % as strongly and about a fifth of them not
-at all (not visual). :func:`spikes_in_bins` turns Poisson counts per 1 ms bin into spike times
-(uniform within the bin, an absolute refractory period per unit). :class:`BroadbandSynth` writes
-each spike as an extracellular waveform (a sharp negative trough of the unit's amplitude,
-50-150 uV, then a slower positive repolarisation, about 1.5 ms in all) onto white noise (10 uV
-RMS), a slow local field potential and a per-channel DC offset, as an amplifier's raw channel.
+most responsive (gain 1 and the broadest tuning, so it answers most images), the others respond
+5-30 % as strongly with sharper tuning, and about a fifth of them not at all (not visual); every
+image also drives each visual unit a little (:data:`VISUAL_DRIVE`).
+
+:func:`spikes_in_bins` turns Poisson counts per 1 ms bin into spike times (uniform within the
+bin, an absolute refractory period per unit). :class:`BroadbandSynth` writes each spike as an
+extracellular waveform (a sharp negative trough of the unit's amplitude, 50-150 uV, then a small
+slower positive repolarisation, 1.6 ms in all) onto white noise (10 uV RMS), a slow local field
+potential and a per-channel DC offset, as an amplifier's raw channel.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ TROUGH_MS = 0.4
 """The waveform starts this long before its trough (the spike's time)."""
 WAVEFORM_MS = 1.6
 """Length of a spike waveform."""
+VISUAL_DRIVE = 0.0
+"""In a diverse array, every image drives a unit by this fraction of its peak on top of its tuning
+(a visual onset response that does not depend on the image)."""
 LFP_HZ = 5.0
 """Corner frequency of the simulated local field potential (first-order low-pass noise)."""
 
@@ -39,12 +45,20 @@ class ArrayUnits:
         ``(n,)`` factor on the tuning width (broader or sharper tuning).
     amplitude_uv : np.ndarray
         ``(n,)`` trough depth of the unit's spike waveform, microvolts.
+    drive : float
+        Image-independent response, as a fraction of the peak (:data:`VISUAL_DRIVE` or 0).
     """
 
     gain: np.ndarray
     baseline_hz: np.ndarray
     width_factor: np.ndarray
     amplitude_uv: np.ndarray
+    drive: float = 0.0
+
+    def rates(self, tuning: np.ndarray, peak_hz: float) -> np.ndarray:
+        """Firing rates ``(n_images, n_units)`` from tuning curves in [0, 1]:
+        ``baseline_hz + peak_hz * gain * (drive + tuning)``."""
+        return self.baseline_hz + peak_hz * self.gain * (self.drive + np.asarray(tuning))
 
     @property
     def most_responsive(self) -> int:
@@ -58,6 +72,7 @@ class ArrayUnits:
             "baseline_hz": self.baseline_hz.round(4).tolist(),
             "width_factor": self.width_factor.round(4).tolist(),
             "amplitude_uv": self.amplitude_uv.round(3).tolist(),
+            "drive": self.drive,
             "most_responsive": self.most_responsive,
         }
 
@@ -81,15 +96,13 @@ def array_units(
     if not diverse or n == 1:
         ones = np.ones(n)
         return ArrayUnits(ones, np.full(n, float(baseline_hz)), ones.copy(), amplitude)
-    gain = rng.uniform(0.1, 0.45, n)
+    gain = rng.uniform(0.05, 0.3, n)
     gain[rng.random(n) < 0.2] = 0.0
-    gain[int(rng.integers(n))] = 1.0
-    return ArrayUnits(
-        gain,
-        float(baseline_hz) * rng.uniform(0.5, 1.5, n),
-        rng.uniform(0.7, 1.5, n),
-        amplitude,
-    )
+    width = rng.uniform(0.6, 0.95, n)
+    best = int(rng.integers(n))
+    gain[best], width[best] = 1.0, 1.0  # strong and the most broadly tuned: it answers most
+    baseline = float(baseline_hz) * rng.uniform(0.5, 1.5, n)
+    return ArrayUnits(gain, baseline, width, amplitude, VISUAL_DRIVE)
 
 
 def spike_waveform(rate_hz: float, amplitude_uv: float = 1.0) -> tuple[np.ndarray, int]:
