@@ -17,7 +17,8 @@ after its end (the app's transport delay), and an event later than that is count
     band-passes every chunk causally (``[acquire] band_hz``, ``filter_order``), finds crossings of
     ``-threshold_k`` times the robust noise level with a ``dead_time_s`` dead time, and bins them.
     NaN or Inf samples are held at the channel's last value for the filter and make their bins
-    NaN, so a trial that reads them is reported bad.
+    NaN, so a trial that reads them is reported bad; so does a gap of more than :data:`GAP_S`
+    in the samples' time stamps (the app stalled and resumed), on every channel.
 
 Either reader returns ``(counts, bin_times)`` like a counts stream, so trials are cut the same
 way and a response times ``bin_hz`` is a rate in spikes/s.
@@ -38,6 +39,8 @@ from bci.nodes.lsl_streams import pull_volumes
 from bci.spikes import BandPass, SpikeBinner, ThresholdDetector, parse_event_samples
 
 KINDS = ("counts", "events", "broadband")
+GAP_S = 0.02
+"""A jump in a broadband stream's time stamps longer than this is a gap: its bins are NaN."""
 MAX_EVENTS = 4096
 """Event samples pulled per call at most (the rest come on the next tick)."""
 
@@ -186,6 +189,7 @@ class BroadbandReader:
         self._last_valid = np.zeros(self.n_channels)
         self._times: list[np.ndarray] = []  # time stamps of samples not searched yet
         self._times_from = 0  # absolute index of the first of them
+        self._last_time: float | None = None
 
     def read(self, inlet: pylsl.StreamInlet, now: float) -> tuple[np.ndarray, np.ndarray]:
         data, times = pull_volumes(inlet, max_samples=8192)
@@ -195,6 +199,8 @@ class BroadbandReader:
         if self.binner is None:
             self.binner = SpikeBinner(self.n_channels, self.settings.bin_hz, float(times[0]))
         self.count("samples", int(times.size))
+        self._mark_gap(float(times[0]))
+        self._last_time = float(times[-1])
         x = np.asarray(data, dtype=np.float64)
         invalid = ~np.isfinite(x)
         bad = invalid if invalid.any() else None
@@ -216,6 +222,21 @@ class BroadbandReader:
         self._times_from = self.detector.n_seen
         times_out, counts = self.binner.bins_until(float(stamps[-1]) + 1.0 / self.sample_rate)
         return counts, times_out
+
+    def _mark_gap(self, first: float) -> None:
+        """Make the bins between the last sample and ``first`` NaN if they are a gap."""
+        if self._last_time is None or first - self._last_time <= GAP_S:
+            return
+        step = self.binner.bin_s
+        gap = np.arange(self._last_time + 1.0 / self.sample_rate, first, step / 2)
+        self.binner.add_invalid(
+            np.repeat(gap, self.n_channels), np.tile(np.arange(self.n_channels), gap.size)
+        )
+        self.warn(
+            "sample_gaps",
+            1,
+            f"no samples for {first - self._last_time:.3f} s (a gap); its bins are NaN",
+        )
 
     def _hold_last_valid(self, x: np.ndarray, invalid: np.ndarray) -> np.ndarray:
         """Each invalid sample replaced by its channel's last valid one (for the filter)."""

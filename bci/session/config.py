@@ -170,6 +170,8 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
     streams = []
     for i, stream in enumerate(config["acquire"]["streams"], start=1):
         s = validate_table(f"[[acquire.streams]] #{i}", stream, STREAM_KEYS, source)
+        if s["kind"] != "counts" and "type" not in stream:
+            s["type"] = ""  # a rig stream is found by name or source_id, whatever its type
         if not (s["name"] or s["source_id"]):
             raise ConfigError(f"{source}: [[acquire.streams]] #{i} needs a name or a source_id")
         streams.append(s)
