@@ -10,7 +10,8 @@ Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxe
 
     trial, stimulus, phase   from the marker
     subject                  the participant's subject index
-    onset_lsl                the stimulus flip's LSL time
+    onset_lsl                the stimulus flip's LSL time, plus ``[acquire] display_delay_s``
+                             (the screen's photon delay, measured with a photodiode)
     arrival_lsl              when the data that completed the window (or the marker, if later)
                              arrived here, LSL clock
     n_volumes                volumes (samples) averaged
@@ -183,6 +184,7 @@ class AcquireNode(Node):
             else (acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
             stall_s=acq["resolve_timeout_s"],
         )
+        self.display_delay_s = float(acq.get("display_delay_s", 0.0))  # wall seconds
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
         self.log.info(
             "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
@@ -231,6 +233,7 @@ class AcquireNode(Node):
                 continue
             self.count("markers")
             phase = str(marker.get("phase", ""))
+            onset += self.display_delay_s  # the flip's stamp -> when the image is on the screen
             if self.cutter.add_trial(trial, stimulus, phase, onset, known_at=now) is None:
                 self.count("repeated_markers")
 

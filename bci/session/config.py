@@ -65,6 +65,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "resolve_timeout_s": Key(float, 10.0, positive),
         "streams": Key(list, []),
         # rig streams (kind = "events" / "broadband"): see bci.nodes.spike_input
+        "display_delay_s": Key(float, 0.0, non_negative),
         "bin_hz": Key(float, 1000.0, positive),
         "band_hz": Key(list, [300.0, 6000.0]),
         "filter_order": Key(int, 2, positive),
