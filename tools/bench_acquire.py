@@ -32,7 +32,7 @@ import pylsl
 from pylsl import local_clock
 
 from bci.nodes.lsl_streams import StreamQuery, make_outlet, open_inlet, pull_volumes, resolve
-from bci.nodes.spike_input import BroadbandReader, StreamSettings, _OnceLog
+from bci.nodes.spike_input import BroadbandReader, StreamSettings, WarnOnce
 
 FS, CHUNK = 30000, 300
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(0.5)
         peer = measure(inlet, args.seconds, None)
         reader = BroadbandReader(
-            args.channels, FS, StreamSettings(), count, _OnceLog(log, count, name)
+            args.channels, FS, StreamSettings(), count, WarnOnce(log, count, name)
         )
         ours = measure(inlet, args.seconds, reader)
     finally:

@@ -87,7 +87,7 @@ def stream_settings(config: dict[str, Any], index: int) -> StreamSettings:
 Counter = Callable[[str, int], None]
 
 
-class _OnceLog:
+class WarnOnce:
     """Warn about a kind of problem once, count every occurrence."""
 
     def __init__(self, log: logging.Logger, count: Counter, where: str) -> None:
@@ -118,7 +118,7 @@ class EventsReader:
     """
 
     def __init__(
-        self, n_sites: int, settings: StreamSettings, t0: float, count: Counter, warn: _OnceLog
+        self, n_sites: int, settings: StreamSettings, t0: float, count: Counter, warn: WarnOnce
     ) -> None:
         self.n_sites = int(n_sites)
         self.settings = settings
@@ -170,7 +170,7 @@ class BroadbandReader:
         rate_hz: float,
         settings: StreamSettings,
         count: Counter,
-        warn: _OnceLog,
+        warn: WarnOnce,
     ) -> None:
         low, high = settings.band_hz
         self.n_channels = int(n_channels)
@@ -267,7 +267,7 @@ def open_spike_reader(
     SpikeStreamError
         One line: why the stream cannot be read as declared (left out by acquire).
     """
-    warn = _OnceLog(log, count, where)
+    warn = WarnOnce(log, count, where)
     fmt, n_channels, rate = info.channel_format(), info.channel_count(), info.nominal_srate()
     if settings.kind == "events":
         if n_sites <= 0:
