@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 N_POP, N_REF, GENERATIONS = 10, 1, 10
 
 
-def rig_config(tmp_path, kind: str, n_units: int):
+def rig_config(tmp_path, kind: str, n_units: int, sample_format: str):
     name = tmp_path.name
     return write_config(
         tmp_path / "rig.toml",
@@ -47,15 +47,21 @@ def rig_config(tmp_path, kind: str, n_units: int):
             "peak_hz": 200.0,
             "baseline_hz": 5.0,
             "seed": 9,
+            "sample_format": sample_format,
         },
         record={"xdf": False},
     )
 
 
-@pytest.mark.parametrize(("kind", "n_units"), [("events", 16), ("broadband", 8), ("counts", 16)])
-def test_rig_session_picks_the_most_responsive_unit_and_climbs(tmp_path, kind, n_units):
+@pytest.mark.parametrize(
+    ("kind", "n_units", "sample_format"),
+    [("events", 16, "float32"), ("broadband", 8, "int16"), ("counts", 16, "float32")],
+)
+def test_rig_session_picks_the_most_responsive_unit_and_climbs(
+    tmp_path, kind, n_units, sample_format
+):
     out = tmp_path / "session"
-    done = run_session(rig_config(tmp_path, kind, n_units), out, mode="evolve")
+    done = run_session(rig_config(tmp_path, kind, n_units, sample_format), out, mode="evolve")
     assert done.returncode == 0, done.stderr[-3000:]
     summary = read_summary(out)
     assert summary["reason"] == "schedule done" and summary["errors"] == []
