@@ -44,3 +44,11 @@ def test_image_grid_rows_and_errors(tmp_path):
         plot_image_grid(tmp_path / "c.png", images[..., 0])
     with pytest.raises(ValueError, match="2 labels for 7 images"):
         plot_image_grid(tmp_path / "d.png", images, ["x", "y"])
+
+
+def test_probe_plot_marks_the_chosen_site_in_red(tmp_path):
+    from bci.figures import plot_probe
+
+    image = read_png(plot_probe(tmp_path / "p.png", [1.0, 9.0, 2.0], [0.5, None, 4.0], chosen=2))
+    red = (image[..., 0] > 0.7) & (image[..., 1] < 0.4) & (image[..., 2] < 0.4)
+    assert image.ndim == 3 and red.sum() > 100  # the chosen site's bars
