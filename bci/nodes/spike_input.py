@@ -39,7 +39,7 @@ from bci.nodes.lsl_streams import pull_volumes
 from bci.spikes import BandPass, SpikeBinner, ThresholdDetector, parse_event_samples
 
 KINDS = ("counts", "events", "broadband")
-GAP_S = 0.02
+GAP_S = 0.05
 """A jump in a broadband stream's time stamps longer than this is a gap: its bins are NaN."""
 MAX_EVENTS = 4096
 """Event samples pulled per call at most (the rest come on the next tick)."""
