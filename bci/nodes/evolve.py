@@ -31,9 +31,11 @@ Probe block (``unit = "best"``): before generation 0, the first ``probe_images``
 set are shown ``probe_repeats`` times each, shuffled, as one block (``generation`` -1, ids
 ``probe-03-r1``); the site with the most reliable evoked response is the target from then on.
 The choice and every site's probe response are written to ``evolve/probe.json`` (the summary
-reports them), and a resumed session keeps that choice. A generation is told once every image has a
-response, or ``response_timeout_s`` after the display has shown it, with NaN for what is
-missing (logged); the optimisers leave NaN out of selection.
+reports them), and a resumed session keeps that choice.
+
+A generation is told once every image has a response, or ``response_timeout_s`` after the
+display has shown it, with NaN for what is missing (logged); the optimisers leave NaN out of
+selection.
 
 Checkpoints: after every generation, ``evolve/checkpoint.{json,npz}`` in the session folder
 holds the optimiser's state and the history; a node started on a folder that has one continues
