@@ -103,8 +103,7 @@ def evolve_report(out: str | Path, config: dict) -> dict:
         means,
         maxima,
         reference=reference_mean,
-        title=f"{config['evolve']['optimizer']}: evoked rate of "
-        f"{_target_words(report['target'])} (spikes/s) per generation",
+        title=f"{config['evolve']['optimizer']}: {_target_words(report['target'])}, spikes/s",
     )
     gen = config["generator"]
     generator = load(gen["spec"], device=None if gen["device"] == "auto" else gen["device"])
