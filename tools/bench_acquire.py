@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.seconds:g} s per mode, read every 10 ms; {os.cpu_count()} CPUs\n"
     )
     print(
-        "| mode | CPU (share of one core) | ratio to pull only | samples/s | "
+        "| mode | CPU (share of one core) | ratio to pull only | samples/s per channel | "
         "processing p50 / p95 / max (ms) | sample to count p50 / p95 / max (ms) |"
     )
     print("| --- | ---: | ---: | ---: | --- | --- |")
