@@ -1,0 +1,85 @@
+"""A cumulative GLM fitted one volume at a time, at a cost per volume that does not grow.
+
+Volume ``t`` (``y_t``, all voxels) with regressors ``x_t`` updates the sufficient statistics
+``A += x_t x_t^T`` and ``B += x_t y_t^T``; the coefficients of all volumes so far are
+``beta = (A + ridge * P)^-1 B`` and the volume's residual is ``y_t - x_t^T beta``, computed as
+``y_t - ((A + ridge P)^-1 x_t)^T B`` without forming ``beta``: ``O(p^3 + p * n_voxels)`` per volume
+for ``p`` regressors, whatever the run's length. This is the same estimate as refitting the GLM on
+the whole run so far at every volume (OpenNFT's cumulative GLM), without its growing cost.
+
+``P`` is the identity except for the constant's entry (0), so the constant is never penalised: a
+small ridge keeps the first volumes of a run, when there are fewer volumes than regressors, well
+posed, and its effect fades as the run grows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class CumulativeGLM:
+    """Least-squares fit of every voxel on the regressors of the volumes seen so far.
+
+    Parameters
+    ----------
+    n_regressors : int
+        Columns of the design (column 0 is the constant).
+    n_voxels : int
+        Voxels per volume.
+    ridge : float
+        Penalty on every coefficient but the constant's, in units of one volume's ``x x^T``.
+    """
+
+    def __init__(self, n_regressors: int, n_voxels: int, ridge: float = 1.0) -> None:
+        if n_regressors < 1 or n_voxels < 1 or ridge < 0:
+            raise ValueError(
+                f"need n_regressors >= 1, n_voxels >= 1, ridge >= 0; got "
+                f"{n_regressors}, {n_voxels}, {ridge}"
+            )
+        self.n_regressors, self.n_voxels = int(n_regressors), int(n_voxels)
+        penalty = np.full(self.n_regressors, float(ridge))
+        penalty[0] = 0.0
+        self._a = np.diag(penalty)
+        self._b = np.zeros((self.n_regressors, self.n_voxels))
+        #: Volumes the fit has used.
+        self.n_used = 0
+
+    def update(self, x: np.ndarray, y: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """Add volume ``y`` with regressors ``x`` to the fit; return its residual.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            ``(n_regressors,)`` regressors of the volume.
+        y : np.ndarray
+            ``(n_voxels,)`` the volume (finite).
+        active : np.ndarray or None
+            Boolean ``(n_regressors,)``: the regressors the residual is taken against (all by
+            default). Statistics are kept for all, so a regressor can join the fit later as if
+            it had been in it from the start.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n_voxels,)`` float64: ``y`` minus the fit of all volumes so far, this one included.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self._a += np.outer(x, x)
+        self._b += np.outer(x, y)
+        self.n_used += 1
+        return y - self.predict(x, active)
+
+    def predict(self, x: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """The current fit's value for regressors ``x`` (without adding anything)."""
+        x = np.asarray(x, dtype=np.float64)
+        if active is None:
+            a, b = self._a, self._b
+        else:
+            x, a, b = x[active], self._a[np.ix_(active, active)], self._b[active]
+        w = np.linalg.lstsq(a, x, rcond=None)[0]
+        return w @ b
+
+    def coefficients(self) -> np.ndarray:
+        """``(n_regressors, n_voxels)`` current coefficients (for checks; costs ``p^2 n``)."""
+        return np.linalg.lstsq(self._a, self._b, rcond=None)[0]
