@@ -88,7 +88,8 @@ def simulate_session(
         noisy = cohort.trial_responses(z, seed=trial_rng)
         for k, onset in enumerate(onsets):
             stream.add_event(
-                onset, [(c[k] + keep * (x[k] - c[k])) / weight for c, x in zip(clean, noisy)]
+                onset,
+                [(c[k] + keep * (x[k] - c[k])) / weight for c, x in zip(clean, noisy, strict=True)],
             )
         end = onsets[-1] + TAIL_S
         volumes = stream.volumes_until(end)

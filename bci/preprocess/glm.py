@@ -2,19 +2,20 @@
 
 Volume ``t`` (``y_t``, all voxels) with regressors ``x_t`` updates the sufficient statistics
 ``A += x_t x_t^T`` and ``B += x_t y_t^T``; the coefficients of all volumes so far are
-``beta = (A + ridge * P)^-1 B`` and the volume's residual is ``y_t - x_t^T beta``, computed as
-``y_t - ((A + ridge P)^-1 x_t)^T B`` without forming ``beta``: ``O(p^3 + p * n_voxels)`` per volume
+``beta = (A + P)^-1 B`` and the volume's residual is ``y_t - x_t^T beta``, computed as
+``y_t - ((A + P)^-1 x_t)^T B`` without forming ``beta``: ``O(p^3 + p * n_voxels)`` per volume
 for ``p`` regressors, whatever the run's length. This is the same estimate as refitting the GLM on
 the whole run so far at every volume (OpenNFT's cumulative GLM), without its growing cost.
 
-``P`` is the identity except for the constant's entry (0), so the constant is never penalised: a
-small ridge keeps the first volumes of a run, when there are fewer volumes than regressors, well
-posed, and its effect fades as the run grows.
+``P`` is a diagonal ridge penalty, one entry per regressor (the preprocessor penalises the drift
+terms only, never the constant or the motion parameters): it keeps the first volumes of a run,
+when there are fewer volumes than regressors, well posed, and its effect fades as the run grows.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 class CumulativeGLM:
@@ -22,24 +23,22 @@ class CumulativeGLM:
 
     Parameters
     ----------
-    n_regressors : int
-        Columns of the design (column 0 is the constant).
+    penalty : array_like
+        ``(n_regressors,)`` ridge penalty of each coefficient (>= 0), in units of one volume's
+        ``x x^T`` for a regressor of size 1.
     n_voxels : int
         Voxels per volume.
-    ridge : float
-        Penalty on every coefficient but the constant's, in units of one volume's ``x x^T``.
     """
 
-    def __init__(self, n_regressors: int, n_voxels: int, ridge: float = 1.0) -> None:
-        if n_regressors < 1 or n_voxels < 1 or ridge < 0:
+    def __init__(self, penalty: ArrayLike, n_voxels: int) -> None:
+        p = np.asarray(penalty, dtype=np.float64).reshape(-1)
+        if p.size < 1 or n_voxels < 1 or not np.all(p >= 0):
             raise ValueError(
-                f"need n_regressors >= 1, n_voxels >= 1, ridge >= 0; got "
-                f"{n_regressors}, {n_voxels}, {ridge}"
+                f"need >= 1 regressor, n_voxels >= 1 and penalties >= 0; got {p.tolist()}, "
+                f"{n_voxels}"
             )
-        self.n_regressors, self.n_voxels = int(n_regressors), int(n_voxels)
-        penalty = np.full(self.n_regressors, float(ridge))
-        penalty[0] = 0.0
-        self._a = np.diag(penalty)
+        self.n_regressors, self.n_voxels = int(p.size), int(n_voxels)
+        self._a = np.diag(p)
         self._b = np.zeros((self.n_regressors, self.n_voxels))
         #: Volumes the fit has used.
         self.n_used = 0

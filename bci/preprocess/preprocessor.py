@@ -102,8 +102,9 @@ class VolumePreprocessor:
         horizon = max(1, round(horizon_s / self.tr_s))
         self._basis = DriftBasis(horizon, self.tr_s, s.cutoff_s)
         self._with_motion = bool(motion)
-        n_reg = self._basis.n_regressors + (N_MOTION if motion and s.motion_regressors else 0)
-        self._glm = CumulativeGLM(n_reg, self.n_voxels, s.ridge)
+        penalty = [0.0] + [s.ridge] * (self._basis.n_regressors - 1)  # constant: never
+        penalty += [0.0] * (N_MOTION if motion and s.motion_regressors else 0)
+        self._glm = CumulativeGLM(penalty, self.n_voxels)
         self._scaler = RunningScaler(s.scaling, self.n_voxels)
         self._censor = Censor(s.fd_threshold_mm, s.intensity_z)
         self._index = 0
@@ -125,7 +126,8 @@ class VolumePreprocessor:
             ``(n_voxels,)`` the volume as acquired.
         motion : array_like or None
             ``(6,)`` its motion parameters (mm, degrees, against the run's reference volume);
-            required when the run was started with ``motion=True``.
+            required when the run was started with ``motion=True``. NaN (the bridge could not
+            estimate it) censors the volume as ``"motion"``.
 
         Returns
         -------
@@ -142,13 +144,14 @@ class VolumePreprocessor:
             self.start_run()
         m = self._motion(motion)
         fd = None
-        if m is not None:
+        unknown_motion = m is not None and not np.all(np.isfinite(m))
+        if m is not None and not unknown_motion:
             fd = 0.0 if self._last_motion is None else framewise_displacement(self._last_motion, m)
             self._last_motion = m
         index = self._index
         self._index += 1
         self.n_volumes += 1
-        reason = self._censor.check(y, fd)
+        reason = "motion" if unknown_motion else self._censor.check(y, fd)
         if reason is not None:
             self.censored[reason] += 1
             return CleanVolume(np.full(self.n_voxels, np.nan, np.float32), True, reason, fd)
@@ -172,8 +175,8 @@ class VolumePreprocessor:
                 raise ValueError("this run was started with motion=True: every volume needs it")
             return None
         m = np.asarray(motion, dtype=np.float64).reshape(-1)
-        if m.shape != (N_MOTION,) or not np.all(np.isfinite(m)):
-            raise ValueError(f"motion must be 6 finite numbers (mm, degrees), got {m.tolist()}")
+        if m.shape != (N_MOTION,):
+            raise ValueError(f"motion must be 6 numbers (mm, degrees), got {m.tolist()}")
         return m
 
     def summary(self) -> dict[str, object]:

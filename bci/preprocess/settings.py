@@ -8,7 +8,7 @@ key                       default     meaning
 ``cutoff_s``              ``128.0``   high-pass cutoff: DCT drift regressors with periods >= it
 ``horizon_s``             ``0.0``     DCT horizon; 0: the run's scheduled length, else 512 s
 ``motion_regressors``     ``true``    add the six motion parameters to the GLM when supplied
-``ridge``                 ``100.0``   penalty on the drift/motion coefficients (in volumes)
+``ridge``                 ``100.0``   ridge penalty on the drift terms (in volumes)
 ``scaling``               ``"zscore"`` ``"zscore"``, ``"psc"`` (percent signal change) or ``"none"``
 ``fd_threshold_mm``       ``0.5``     censor volumes moving more than this (0: off)
 ``intensity_z``           ``5.0``     censor global intensity jumps beyond this robust z (0: off)

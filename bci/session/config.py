@@ -22,6 +22,11 @@ MODES = ("decode", "evolve")
 NODES = ("simulate", "acquire", "decode", "evolve", "render", "display", "record")
 OPTIMIZERS = ("genetic", "cmaes", "random")
 
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else f"must be in [0, 1], got {v!r}"
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "session": {
         "mode": Key(str, "decode", one_of(*MODES)),
@@ -83,6 +88,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "baseline_hz": Key(float, 5.0, non_negative),
         "peak_hz": Key(float, 100.0, positive),
         "latency_s": Key(float, 0.05, non_negative),
+        # scanner confounds (bci.sim.confounds.Confounds), 0 = off: baseline and drift in evoked
+        # standard deviations, run_change and spike_size as fractions of the baseline
+        "baseline": Key(float, 0.0, non_negative),
+        "drift": Key(float, 0.0, non_negative),
+        "run_change": Key(float, 0.0, non_negative),
+        "spike_rate": Key(float, 0.0, _fraction),
+        "spike_size": Key(float, 0.0, non_negative),
+        "motion_mm": Key(float, 0.0, non_negative),
+        "motion_effect": Key(float, 0.0, non_negative),
     },
     "evolve": {
         "optimizer": Key(str, "genetic", one_of(*OPTIMIZERS)),
@@ -104,6 +118,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fullscreen": Key(bool, False),
         "vsync": Key(bool, True),
         "fps": Key(float, 60.0, positive),
+    },
+    # online preprocessing of every volume (bci.preprocess.PreprocessSettings documents each key)
+    "preprocess": {
+        "method": Key(str, "glm", one_of("glm", "none")),
+        "cutoff_s": Key(float, 128.0, non_negative),
+        "horizon_s": Key(float, 0.0, non_negative),
+        "motion_regressors": Key(bool, True),
+        "ridge": Key(float, 100.0, non_negative),
+        "scaling": Key(str, "zscore", one_of("zscore", "psc", "none")),
+        "fd_threshold_mm": Key(float, 0.5, non_negative),
+        "intensity_z": Key(float, 5.0, non_negative),
     },
 }
 

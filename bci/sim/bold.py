@@ -173,7 +173,8 @@ class BoldStream:
         self._nominal_baseline = self._baseline
         effect = _per_subject(motion_effect, self.n_voxels, "motion_effect")
         self._motion_loadings = [
-            e * self._confound_rng.standard_normal((6, n)) for e, n in zip(effect, self.n_voxels)
+            e * self._confound_rng.standard_normal((6, n))
+            for e, n in zip(effect, self.n_voxels, strict=True)
         ]
         self._motion_state = [np.zeros(6) for _ in self.n_voxels]
         self._motion_log: list[list[np.ndarray]] = [[] for _ in self.n_voxels]

@@ -8,14 +8,15 @@ moves with the head. :class:`Confounds` states these levels in the units a neuro
 :class:`bci.sim.bold.BoldStream` for given per-voxel evoked standard deviations
 (:meth:`bci.sim.cohort.SimulatedCohort.evoked_std`).
 
-The ``[simulate]`` config keys have the same names with a ``confound_`` prefix where they could be
-mistaken (``baseline``, ``drift``, ``run_change``, ``spike_rate``, ``spike_size``, ``motion_mm``,
-``motion_effect``; see ``SIMULATE_KEYS`` in :mod:`bci.session.config`).
+The ``[simulate]`` config keys have the same names (``baseline``, ``drift``, ``run_change``,
+``spike_rate``, ``spike_size``, ``motion_mm``, ``motion_effect``, all 0 by default):
+:meth:`Confounds.from_config` reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -57,6 +58,11 @@ class Confounds:
                 raise ValueError(f"confound {name} must be a finite number >= 0, got {value!r}")
         if self.spike_rate > 1:
             raise ValueError(f"confound spike_rate must be <= 1, got {self.spike_rate!r}")
+
+    @classmethod
+    def from_config(cls, simulate: dict[str, Any]) -> Confounds:
+        """The confounds of a validated ``[simulate]`` table (its other keys are ignored)."""
+        return cls(**{f.name: float(simulate.get(f.name, 0.0)) for f in fields(cls)})
 
     @property
     def any(self) -> bool:

@@ -13,6 +13,7 @@ maps a point of the reference volume to where that point of the head is in the m
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
@@ -107,3 +108,82 @@ def moved_volume(
     # The head point now at q came from S^-1(q) = R^T (q - c - t) + c.
     source = (world - centre - shift) @ rot + centre
     return head(source).astype(np.float32)
+
+
+def random_motion(
+    n_volumes: int, max_mm: float = 2.0, max_deg: float = 2.0, seed: int = 0
+) -> np.ndarray:
+    """Motion parameters of a series: the reference (zeros), then uniform draws within the bounds.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_volumes, 6)``: volume 0 is the reference; the others have every translation in
+        ``[-max_mm, max_mm]`` and every rotation in ``[-max_deg, max_deg]``.
+    """
+    rng = np.random.default_rng(seed)
+    params = np.zeros((n_volumes, 6))
+    params[1:, :3] = rng.uniform(-max_mm, max_mm, (n_volumes - 1, 3))
+    params[1:, 3:] = rng.uniform(-max_deg, max_deg, (n_volumes - 1, 3))
+    return params
+
+
+def write_moving_series(
+    folder: str | Path,
+    params: ArrayLike,
+    *,
+    tr_s: float = 2.0,
+    noise: float = 5.0,
+    seed: int = 0,
+    shape: tuple[int, int, int] = EPI_SHAPE,
+) -> list[Path]:
+    """Write one NIfTI per volume of the phantom moved by ``params``, plus a brain mask.
+
+    Files: ``vol_0000.nii.gz``, ... (TR in ``pixdim[4]``), ``mask.nii.gz`` (the phantom above
+    half its brain intensity, on the reference grid) and ``motion.tsv`` (the true parameters).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Where to write (created).
+    params : array_like
+        ``(n_volumes, 6)`` motion per volume.
+    tr_s : float
+        TR written in the headers.
+    noise : float
+        Standard deviation of the Gaussian noise added to each volume (brain ~700).
+    seed : int
+        Noise seed.
+    shape : tuple of int
+        Grid shape (the affine is :func:`epi_affine` of it).
+
+    Returns
+    -------
+    list of Path
+        The volume files, in order.
+    """
+    import nibabel as nib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = np.asarray(params, dtype=np.float64).reshape(-1, 6)
+    affine = epi_affine(shape)
+    rng = np.random.default_rng(seed)
+    reference = moved_volume(np.zeros(6), shape, affine)
+    mask = (reference > 350.0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask, affine), folder / "mask.nii.gz")
+    paths = []
+    for i, p in enumerate(table):
+        data = moved_volume(p, shape, affine) + noise * rng.standard_normal(shape)
+        image = nib.Nifti1Image(data.astype(np.float32)[..., None], affine)
+        image.header.set_xyzt_units("mm", "sec")
+        image.header["pixdim"][4] = tr_s
+        path = folder / f"vol_{i:04d}.nii.gz"
+        nib.save(image, path)
+        paths.append(path)
+    header = "\t".join(
+        ("volume", "trans_x_mm", "trans_y_mm", "trans_z_mm", "rot_x_deg", "rot_y_deg", "rot_z_deg")
+    )
+    rows = [f"{i}\t" + "\t".join(f"{v:.6f}" for v in p) for i, p in enumerate(table)]
+    (folder / "motion.tsv").write_text("\n".join([header, *rows]) + "\n")
+    return paths
