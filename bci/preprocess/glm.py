@@ -15,6 +15,7 @@ when there are fewer volumes than regressors, well posed, and its effect fades a
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import ArrayLike
 
 
@@ -76,9 +77,17 @@ class CumulativeGLM:
             a, b = self._a, self._b
         else:
             x, a, b = x[active], self._a[np.ix_(active, active)], self._b[active]
-        w = np.linalg.lstsq(a, x, rcond=None)[0]
-        return w @ b
+        return _solve(a, x) @ b
 
     def coefficients(self) -> np.ndarray:
         """``(n_regressors, n_voxels)`` current coefficients (for checks; costs ``p^2 n``)."""
-        return np.linalg.lstsq(self._a, self._b, rcond=None)[0]
+        return _solve(self._a, self._b)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least-squares solution of ``a w = b``, also when ``a`` is singular (early in a run).
+
+    LAPACK's complete orthogonal factorisation (``gelsy``): numpy's SVD-based ``lstsq`` was seen
+    to fail to converge on well-conditioned systems here.
+    """
+    return scipy.linalg.lstsq(a, b, lapack_driver="gelsy", check_finite=False)[0]
