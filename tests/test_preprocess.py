@@ -220,3 +220,17 @@ def test_unknown_motion_censors_the_volume() -> None:
     pre.update(np.ones(3), np.zeros(6))
     out = pre.update(np.ones(3), np.full(6, np.nan))
     assert out.censored and out.reason == "motion" and out.fd_mm is None
+
+
+def test_process_run_is_update_volume_by_volume() -> None:
+    data, _, _ = drifting_run(n=40, n_voxels=6, seed=7)
+    data[12, 0] = np.nan
+    batch = VolumePreprocessor(6, TR, PreprocessSettings())
+    values, censored = batch.process_run(data)
+    online = VolumePreprocessor(6, TR, PreprocessSettings())
+    online.start_run(n_volumes=40)
+    expected = np.stack([online.update(v).values for v in data])
+    np.testing.assert_array_equal(values, expected)
+    assert censored.tolist() == [i == 12 for i in range(40)]
+    with pytest.raises(ValueError, match="3 motion rows for 40 volumes"):
+        batch.process_run(data, np.zeros((3, 6)))

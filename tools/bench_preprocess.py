@@ -112,8 +112,7 @@ def simulate_session(
 def preprocess_run(volumes: np.ndarray, settings: PreprocessSettings) -> tuple[np.ndarray, dict]:
     """Every volume of one run through a fresh run of a :class:`VolumePreprocessor`."""
     pre = VolumePreprocessor(volumes.shape[1], TR, settings)
-    pre.start_run(n_volumes=volumes.shape[0])
-    out = np.stack([pre.update(v).values for v in volumes])
+    out, _ = pre.process_run(volumes)
     return out, pre.summary()
 
 

@@ -162,6 +162,36 @@ class VolumePreprocessor:
         values = self._scaler.scale(y, residual).astype(np.float32)
         return CleanVolume(values, False, None, fd)
 
+    def process_run(
+        self, volumes: ArrayLike, motion: ArrayLike | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A whole recorded run through :meth:`start_run` and :meth:`update` (replay, offline).
+
+        Parameters
+        ----------
+        volumes : array_like
+            ``(n_volumes, n_voxels)`` the run in acquisition order.
+        motion : array_like or None
+            ``(n_volumes, 6)`` motion parameters, if known.
+
+        Returns
+        -------
+        values : np.ndarray
+            ``(n_volumes, n_voxels)`` float32, NaN rows for censored volumes.
+        censored : np.ndarray
+            ``(n_volumes,)`` bool.
+        """
+        data = np.asarray(volumes)
+        if data.ndim != 2:
+            raise ValueError(f"volumes must be 2-D (n_volumes, n_voxels), got shape {data.shape}")
+        moves = None if motion is None else np.asarray(motion, dtype=np.float64).reshape(-1, 6)
+        if moves is not None and len(moves) != len(data):
+            raise ValueError(f"{len(moves)} motion rows for {len(data)} volumes")
+        self.start_run(n_volumes=len(data), motion=moves is not None)
+        out = [self.update(v, None if moves is None else moves[i]) for i, v in enumerate(data)]
+        values = np.stack([o.values for o in out]) if out else np.empty((0, self.n_voxels))
+        return values.astype(np.float32), np.array([o.censored for o in out], dtype=bool)
+
     def _active(self, n_regressors: int) -> np.ndarray:
         s = self.settings
         n_cos = self._basis.n_active_cosines(self._glm.n_used + 1, self.tr_s, s.cutoff_s)
