@@ -4,7 +4,8 @@ Volume ``t`` (``y_t``, all voxels) with regressors ``x_t`` updates the sufficien
 ``A += x_t x_t^T`` and ``B += x_t y_t^T``; the coefficients of all volumes so far are
 ``beta = (A + P)^-1 B`` and the volume's residual is ``y_t - x_t^T beta``, computed as
 ``y_t - ((A + P)^-1 x_t)^T B`` without forming ``beta``: ``O(p^3 + p * n_voxels)`` per volume
-for ``p`` regressors, whatever the run's length. This is the same estimate as refitting the GLM on
+for ``p`` regressors, whatever the volume's position in the run (``p`` is fixed when the run
+starts). This is the same estimate as refitting the GLM on
 the whole run so far at every volume (OpenNFT's cumulative GLM), without its growing cost.
 
 ``P`` is a diagonal ridge penalty, one entry per regressor (the preprocessor penalises the drift
@@ -74,10 +75,16 @@ class CumulativeGLM:
         """The current fit's value for regressors ``x`` (without adding anything)."""
         x = np.asarray(x, dtype=np.float64)
         if active is None:
-            a, b = self._a, self._b
-        else:
-            x, a, b = x[active], self._a[np.ix_(active, active)], self._b[active]
-        return _solve(a, x) @ b
+            return _solve(self._a, x) @ self._b
+        # Inactive regressors get an identity block and a zero right-hand side, so their weight is
+        # 0 and the active block is solved exactly, at the cost of the full system: the work per
+        # volume is the same early in a run (few cosines active) as late (all of them).
+        off = ~np.asarray(active, dtype=bool)
+        a = self._a.copy()
+        a[off, :] = 0.0
+        a[:, off] = 0.0
+        a[off, off] = 1.0
+        return _solve(a, np.where(off, 0.0, x)) @ self._b
 
     def coefficients(self) -> np.ndarray:
         """``(n_regressors, n_voxels)`` current coefficients (for checks; costs ``p^2 n``)."""
@@ -85,9 +92,13 @@ class CumulativeGLM:
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Least-squares solution of ``a w = b``, also when ``a`` is singular (early in a run).
+    """Solution of ``a w = b`` for the symmetric ``a``, also when it is singular (early in a run).
 
-    LAPACK's complete orthogonal factorisation (``gelsy``): numpy's SVD-based ``lstsq`` was seen
-    to fail to converge on well-conditioned systems here.
+    Cholesky when ``a`` is positive definite (the usual case, and fast); else least squares with
+    LAPACK's complete orthogonal factorisation (``gelsy``; numpy's SVD-based ``lstsq`` was seen
+    to fail to converge on well-conditioned systems here).
     """
-    return scipy.linalg.lstsq(a, b, lapack_driver="gelsy", check_finite=False)[0]
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b)
+    except np.linalg.LinAlgError:
+        return scipy.linalg.lstsq(a, b, lapack_driver="gelsy", check_finite=False)[0]
