@@ -188,3 +188,23 @@ def test_config_to_toml_round_trips(tmp_path):
     assert config["acquire"]["delay_s"] == 0.5 and config["model"]["alphas"] == [1.0, 10.0]
     assert config["stimuli"]["n_test"] == 3 and config["display"]["vsync"] is False
     assert raw["acquire"]["streams"]  # the caller's dict is left alone
+
+
+def test_preprocess_and_confound_keys(tmp_path):
+    from bci.preprocess import PreprocessSettings
+    from bci.sim.confounds import Confounds
+
+    config = load_config(write(tmp_path, '[stimuli]\npath = "x"\n'))
+    assert PreprocessSettings.from_config(config["preprocess"]) == PreprocessSettings()
+    assert Confounds.from_config(config["simulate"]) == Confounds()  # off by default
+    text = '[stimuli]\npath = "x"\n[preprocess]\nmethod = "none"\n[simulate]\ndrift = 4\n'
+    config = load_config(write(tmp_path, text))
+    assert PreprocessSettings.from_config(config["preprocess"]).method == "none"
+    assert Confounds.from_config(config["simulate"]).drift == 4.0
+    for bad, message in [
+        ('[preprocess]\nscaling = "percent"\n', r"\[preprocess\] scaling must be one of 'zscore'"),
+        ("[preprocess]\ncutoff_s = -1\n", r"\[preprocess\] cutoff_s must be >= 0, got -1.0"),
+        ("[simulate]\nspike_rate = 2\n", r"\[simulate\] spike_rate must be in \[0, 1\], got 2.0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, '[stimuli]\npath = "x"\n' + bad))

@@ -17,6 +17,14 @@ in acquisition order (see :mod:`bci.bridge.folder` for the ordering rules). A vo
 NaN/Inf in the mask is pushed as it is, with a warning (the acquire node marks trials whose
 window holds NaN as bad).
 
+Head motion
+-----------
+Unless ``--no-motion``, every volume's rigid-body motion against the first volume (the run's
+reference) is estimated with SimpleITK (:mod:`bci.bridge.motion`), the volume is realigned onto
+the reference before masking (``--no-realign`` keeps it as it came), and the six parameters and
+the framewise displacement go out on the companion stream ``NAME-motion``
+(:mod:`bci.bridge.motion_outlet`), one sample per volume with the volume's time stamp.
+
 LSL does not replay samples to an inlet that connects later, so until the stream's first
 consumer connects the volumes are held (up to 256 MiB of samples, the oldest dropped beyond)
 and then pushed in order with their own time stamps: files already in the folder at start, and
@@ -43,6 +51,7 @@ import numpy as np
 import pylsl
 
 from bci.bridge.folder import POLL_S, SETTLE_S, FolderWatcher, ReadyVolume
+from bci.bridge.motion_outlet import MotionOutlet
 from bci.bridge.volumes import Mask, VolumeError, load_mask
 from bci.nodes.lsl_streams import make_outlet
 
@@ -92,6 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="exit once no new file has arrived for this long (default: run until stopped)",
     )
+    p.add_argument("--no-motion", action="store_true", help="no motion estimate or stream")
+    p.add_argument("--no-realign", action="store_true", help="estimate motion, do not realign")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (one per volume)")
     args = p.parse_args(argv)
     _check(args)
@@ -132,16 +143,22 @@ class Bridge:
     """
 
     def __init__(
-        self, mask: Mask, tr_s: float | None, name: str, source_id: str, folder: Path
+        self,
+        mask: Mask,
+        tr_s: float | None,
+        name: str,
+        source_id: str,
+        folder: Path,
+        motion: MotionOutlet | None = None,
     ) -> None:
         self.mask, self.tr_s, self.name, self.source_id = mask, tr_s, name, source_id
-        self.folder = folder
+        self.folder, self.motion = folder, motion
         self.outlet: pylsl.StreamOutlet | None = None
         self.pushed = 0
         self.last_push = -math.inf
         self._warned_tr = self._warned_affine = self._warned_held = False
         self._said_holding = False
-        self._held: deque[tuple[np.ndarray, ReadyVolume]] = deque()
+        self._held: deque[tuple[np.ndarray, np.ndarray | None, ReadyVolume]] = deque()
         self.max_held = max(1, HOLD_BYTES // (4 * mask.n_voxels))
         if tr_s is not None:
             self._open()
@@ -171,6 +188,8 @@ class Bridge:
             labels=self.mask.labels(),
             desc=desc,
         )
+        if self.motion is not None:
+            self.motion.open(self.tr_s)
 
     def push(self, ready: ReadyVolume) -> bool:
         """Push one volume, or hold it while the stream has no consumer yet.
@@ -183,8 +202,11 @@ class Bridge:
             The TR was to come from the header, and the first volume's header has none.
         """
         name, volume = ready.path.name, ready.volume
+        data, motion = volume.data, None
+        if self.motion is not None and volume.data.shape == self.mask.shape:
+            data, motion = self.motion.process(name, volume)
         try:
-            values = self.mask.apply(volume.data)
+            values = self.mask.apply(data)
         except VolumeError as err:
             log.error("%s: %s; skipped", name, err)
             return False
@@ -207,9 +229,9 @@ class Bridge:
                 bad,
                 len(values),
             )
-        self._held.append((values, ready))
+        self._held.append((values, motion, ready))
         if len(self._held) > self.max_held:
-            _, dropped = self._held.popleft()
+            _, _, dropped = self._held.popleft()
             if not self._warned_held:
                 log.warning(
                     "no consumer yet and %d volumes held: dropping the oldest (%s first)",
@@ -233,8 +255,10 @@ class Bridge:
             log.info("a consumer connected; pushing %d held volumes", len(self._held))
         n = 0
         while self._held:
-            values, ready = self._held.popleft()
+            values, motion, ready = self._held.popleft()
             self.outlet.push_chunk(values.reshape(1, -1), ready.completed_at)
+            if motion is not None and self.motion is not None:
+                self.motion.push(motion, ready.completed_at)
             self.pushed += 1
             n += 1
             log.debug(
@@ -284,7 +308,10 @@ def run(args: argparse.Namespace, mask: Mask, stop: threading.Event) -> int:
     """The bridge loop: poll the folder, push what is ready; returns the exit code."""
     clock = pylsl.local_clock
     watcher = FolderWatcher(args.watch, pattern=args.pattern, settle_s=args.settle_s, clock=clock)
-    bridge = Bridge(mask, args.tr, args.name, args.source_id, args.watch)
+    motion = None
+    if not args.no_motion:
+        motion = MotionOutlet(args.name, args.source_id, realign=not args.no_realign)
+    bridge = Bridge(mask, args.tr, args.name, args.source_id, args.watch, motion)
     log.info(_start_line(args, mask))
     try:
         while not stop.is_set():

@@ -22,6 +22,11 @@ MODES = ("decode", "evolve")
 NODES = ("simulate", "acquire", "decode", "evolve", "render", "display", "record")
 OPTIMIZERS = ("genetic", "cmaes", "random")
 
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else f"must be in [0, 1], got {v!r}"
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "session": {
         "mode": Key(str, "decode", one_of(*MODES)),
@@ -97,6 +102,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "noise_uv": Key(float, 10.0, positive),
         "amplitude_uv": Key(list, [50.0, 150.0]),
         "sample_format": Key(str, "float32", one_of("float32", "int16")),
+        # scanner confounds (bci.sim.confounds.Confounds), 0 = off: baseline and drift in evoked
+        # standard deviations, run_change and spike_size as fractions of the baseline
+        "baseline": Key(float, 0.0, non_negative),
+        "drift": Key(float, 0.0, non_negative),
+        "run_change": Key(float, 0.0, non_negative),
+        "spike_rate": Key(float, 0.0, _fraction),
+        "spike_size": Key(float, 0.0, non_negative),
+        "motion_mm": Key(float, 0.0, non_negative),
+        "motion_effect": Key(float, 0.0, non_negative),
     },
     "evolve": {
         "optimizer": Key(str, "genetic", one_of(*OPTIMIZERS)),
@@ -120,6 +134,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fullscreen": Key(bool, False),
         "vsync": Key(bool, True),
         "fps": Key(float, 60.0, positive),
+    },
+    # online preprocessing of every volume (bci.preprocess.PreprocessSettings documents each key)
+    "preprocess": {
+        "method": Key(str, "glm", one_of("glm", "none")),
+        "cutoff_s": Key(float, 128.0, non_negative),
+        "horizon_s": Key(float, 0.0, non_negative),
+        "motion_regressors": Key(bool, True),
+        "ridge": Key(float, 100.0, non_negative),
+        "scaling": Key(str, "zscore", one_of("zscore", "psc", "none")),
+        "fd_threshold_mm": Key(float, 0.5, non_negative),
+        "intensity_z": Key(float, 5.0, non_negative),
     },
 }
 

@@ -11,6 +11,25 @@ at 1, so a pattern appears at full amplitude about 5 s after a brief event. Drif
 of slow random-phase cosines (periods longer than SPM's 128 s high-pass cutoff by default); noise
 is stationary AR(1) with marginal standard deviation ``noise_std``.
 
+Confounds of a real scanner (all off by default, so the defaults give the series above)::
+
+    baseline_r + drift_r(t_v) + spike_v * spike_size * baseline_r + motion_v @ motion_loadings
+
+* **Runs.** :meth:`BoldStream.start_run` begins a new run: each voxel's baseline becomes
+  ``baseline * (1 + run_change * N(0, 1))`` (a fresh draw per run and voxel: shim and head
+  position change between runs), the drift cosines get fresh phases and amplitudes, and the head
+  returns to its reference position. The first run draws its baseline factor the same way.
+* **Spikes.** Each volume of each subject is, with probability ``spike_rate``, an intensity spike:
+  every voxel gets ``spike_size`` times its run baseline added (``0.03``: a 3 % jump).
+* **Head motion.** Six rigid-body parameters (mm and degrees) follow a slow AR(1) walk with
+  marginal standard deviation ``motion_std`` (time constant ``MOTION_TAU_S``), zero at the start of
+  each run; what is left of it after realignment enters every voxel through fixed random
+  loadings, ``motion_effect`` signal units per mm (or degree). :meth:`BoldStream.motion` returns
+  the parameters of the emitted volumes, :attr:`BoldStream.spikes` the spike volumes.
+
+The confounds draw from their own random stream, so the noise of a seed is the same with and
+without them (a confound-free run and a run with confounds differ only by the confounds).
+
 :class:`BoldStream` produces volumes incrementally (a live LSL source calls :meth:`volumes_until`
 every TR); :func:`simulate_bold` is the batch form and gives identical numbers for the same events
 and seed, because both compute each volume the same way, one volume at a time.
@@ -28,6 +47,9 @@ from bci.sim.hrf import SPM_HRF, HrfShape, event_response
 
 SeedLike = int | np.random.Generator | None
 PerSubject = float | ArrayLike | Sequence[float | ArrayLike]
+
+MOTION_TAU_S = 30.0
+"""Time constant in seconds of the simulated head motion's AR(1) walk."""
 
 
 def _per_subject(value: PerSubject, n_voxels: list[int], name: str) -> list[np.ndarray]:
@@ -73,6 +95,16 @@ class BoldStream:
         HRF parameters.
     seed : int, numpy Generator or None
         Seed of the noise and drift; the same seed gives the same series.
+    run_change : float
+        Standard deviation of each voxel's relative baseline change between runs (0.02: 2 %).
+    spike_rate : float
+        Probability in [0, 1] that a volume is an intensity spike.
+    spike_size : float
+        A spike adds this fraction of the run baseline to every voxel.
+    motion_std : float
+        Standard deviation of each head-motion parameter over time (mm, degrees).
+    motion_effect : float, array or per-subject sequence
+        Standard deviation over voxels of the signal per mm (degree) of motion.
     """
 
     def __init__(
@@ -90,6 +122,11 @@ class BoldStream:
         start_s: float = 0.0,
         hrf_shape: HrfShape = SPM_HRF,
         seed: SeedLike = None,
+        run_change: float = 0.0,
+        spike_rate: float = 0.0,
+        spike_size: float = 0.0,
+        motion_std: float = 0.0,
+        motion_effect: PerSubject = 0.0,
     ) -> None:
         self._single = bool(np.isscalar(n_voxels))
         self.n_voxels = [int(n_voxels)] if self._single else [int(n) for n in n_voxels]  # type: ignore
@@ -122,6 +159,79 @@ class BoldStream:
         self._ar_state: list[np.ndarray | None] = [None] * len(self.n_voxels)
         self._events: list[tuple[float, float, list[np.ndarray]]] = []
         self.n_emitted = 0
+        if run_change < 0 or not 0 <= spike_rate <= 1 or motion_std < 0:
+            raise ValueError(
+                "need run_change >= 0, 0 <= spike_rate <= 1, motion_std >= 0; got "
+                f"{run_change}, {spike_rate}, {motion_std}"
+            )
+        # The confounds' own stream, drawn after everything above: the noise does not change.
+        self._confound_rng = np.random.default_rng(root.integers(2**63))
+        self.run_change, self.spike_rate = float(run_change), float(spike_rate)
+        self.spike_size, self.motion_std = float(spike_size), float(motion_std)
+        self._drift_std = drift
+        self._drift_periods = (float(lo), float(hi))
+        self._nominal_baseline = self._baseline
+        effect = _per_subject(motion_effect, self.n_voxels, "motion_effect")
+        self._motion_loadings = [
+            e * self._confound_rng.standard_normal((6, n))
+            for e, n in zip(effect, self.n_voxels, strict=True)
+        ]
+        self._motion_state = [np.zeros(6) for _ in self.n_voxels]
+        self._motion_log: list[list[np.ndarray]] = [[] for _ in self.n_voxels]
+        #: Per subject, the indices of the emitted volumes that are intensity spikes.
+        self.spikes: list[list[int]] = [[] for _ in self.n_voxels]
+        #: Index of the first volume of the current run.
+        self.run_start = 0
+        self._new_run_baseline()
+
+    def _new_run_baseline(self) -> None:
+        if self.run_change > 0:
+            self._baseline = [
+                b * (1.0 + self.run_change * self._confound_rng.standard_normal(b.size))
+                for b in self._nominal_baseline
+            ]
+
+    def start_run(self) -> None:
+        """Begin a new run at the next volume: new baseline factors, drift, head position.
+
+        The noise and the timing continue (volume times keep counting from ``start_s``).
+        """
+        self._new_run_baseline()
+        rng = self._confound_rng
+        lo, hi = self._drift_periods
+        for i, (d, n) in enumerate(zip(self._drift_std, self.n_voxels, strict=True)):
+            k = self._omega[i].size
+            self._omega[i] = 2.0 * np.pi / np.exp(rng.uniform(np.log(lo), np.log(hi), k))
+            amp = d * np.sqrt(2.0 / max(k, 1)) * rng.standard_normal((k, n))
+            phase = rng.uniform(0.0, 2.0 * np.pi, (k, n))
+            self._drift_cos[i], self._drift_sin[i] = amp * np.cos(phase), amp * np.sin(phase)
+        self._motion_state = [np.zeros(6) for _ in self.n_voxels]
+        self.run_start = self.n_emitted
+
+    def motion(self, subject: int = 0) -> np.ndarray:
+        """Head-motion parameters of the emitted volumes of one subject.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n_emitted, 6)``: translations x, y, z (mm) and rotations about x, y, z (degrees),
+            relative to the run's first volume (zeros when ``motion_std`` is 0).
+        """
+        rows = self._motion_log[subject]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+
+    def _confounds(self, i: int, value: np.ndarray) -> None:
+        rng = self._confound_rng
+        if self.motion_std > 0 and self.n_emitted > self.run_start:
+            rho = math.exp(-self.tr / MOTION_TAU_S)
+            step = math.sqrt(1.0 - rho**2) * self.motion_std * rng.standard_normal(6)
+            self._motion_state[i] = rho * self._motion_state[i] + step
+        self._motion_log[i].append(self._motion_state[i].copy())
+        if self.motion_std > 0:
+            value += self._motion_state[i] @ self._motion_loadings[i]
+        if self.spike_rate > 0 and rng.random() < self.spike_rate:
+            value += self.spike_size * self._baseline[i]
+            self.spikes[i].append(self.n_emitted)
 
     def volume_time(self, index: int | np.ndarray) -> float | np.ndarray:
         """Acquisition time in seconds of volume ``index``.
@@ -197,6 +307,7 @@ class BoldStream:
                 innovation = math.sqrt(1.0 - self.ar_rho**2) * self._noise_std[i] * w_noise
                 noise = self.ar_rho * prev + innovation
             self._ar_state[i] = noise
+            self._confounds(i, value)
             out.append(value + noise)
         return out
 
@@ -315,6 +426,7 @@ def cut_trials(
     duration_s: float = 4.0,
     baseline_s: float = 0.0,
     start_s: float = 0.0,
+    skip_nan: bool = False,
 ) -> np.ndarray:
     """Trial responses cut out of a BOLD series: the mean of each trial's :func:`trial_window`.
 
@@ -329,6 +441,9 @@ def cut_trials(
     baseline_s : float
         If > 0, subtract the mean of the volumes in ``[onset - baseline_s, onset)`` from each
         trial (removes the baseline and drift).
+    skip_nan : bool
+        Leave volumes with a NaN (censored volumes, :mod:`bci.preprocess`) out of the means; a
+        window with none left gives a row of NaN.
 
     Returns
     -------
@@ -346,11 +461,20 @@ def cut_trials(
             raise ValueError(
                 f"trial at {onset} s needs volumes {win.start}:{win.stop} of {x.shape[0]}"
             )
-        value = x[win].mean(axis=0, dtype=np.float64)
+        value = _window_mean(x[win], skip_nan)
         if baseline_s > 0:
             pre = trial_window(onset, tr, -baseline_s, baseline_s, start_s)
             if not pre.start < pre.stop <= x.shape[0]:
                 raise ValueError(f"trial at {onset} s has no baseline volume before its onset")
-            value = value - x[pre].mean(axis=0, dtype=np.float64)
+            value = value - _window_mean(x[pre], skip_nan)
         out[k] = value
     return out
+
+
+def _window_mean(window: np.ndarray, skip_nan: bool) -> np.ndarray:
+    if skip_nan:
+        keep = ~np.isnan(window).any(axis=1)
+        if not keep.any():
+            return np.full(window.shape[1], np.nan)
+        window = window[keep]
+    return window.mean(axis=0, dtype=np.float64)

@@ -173,6 +173,23 @@ class SimulatedCohort:
         full[..., self._rows[i]] = common
         return self._rot[i].forward(full)
 
+    def evoked_std(self, subject: int) -> np.ndarray:
+        """Standard deviation over stimuli of each voxel's noise-free response ``z @ W_i``.
+
+        The unit the simulator's confounds are given in (``sqrt(snr * noise_var)``).
+
+        Parameters
+        ----------
+        subject : int
+            Subject index.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n_voxels_i,)`` float64.
+        """
+        return np.sqrt(self.snr * self.noise_var[self._subject(subject)])
+
     def rotation(self, subject: int) -> np.ndarray:
         """Materialise subject ``subject``'s rotation ``R_i`` (costs O(n_voxels^2 log n_voxels)).
 
