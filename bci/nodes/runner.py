@@ -3,7 +3,12 @@
 Started by the supervisor as ``python -m bci.nodes NAME SESSION_JSON``. The session file holds
 the validated config, the session folder, and the bus endpoint of every process. The runner:
 
-* binds the node's publisher at its endpoint and connects its subscriber to every other process;
+* binds the node's publisher at its endpoint (an XPUB only when the node waits for subscribers)
+  and connects its subscriber to every other node;
+* takes ``control`` only from a second subscriber connected to the supervisor's endpoint alone
+  (the one socket only the supervisor binds): ``control`` published by anything else is ignored;
+* skips, with a count (``skipped_<topic>``) and one warning, messages that lack a meta field the
+  node needs (:attr:`~bci.nodes.base.Node.needs_meta`);
 * calls ``setup`` and then reports ``ready`` in its heartbeats (``heartbeat.<name>``);
 * runs ``start`` on the supervisor's ``control`` ``start`` message, and stops on ``stop``,
   SIGTERM, or when its parent (the supervisor) has gone, so no node outlives a session;
@@ -23,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from bci.bus import Publisher, Subscriber
+from bci.bus import Message, Publisher, Subscriber
 from bci.nodes.base import Node, NodeError
 from bci.nodes.registry import node_class
 
@@ -48,9 +53,10 @@ def run_node(name: str, session: dict) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
-    publisher = Publisher(endpoints[name], name=name)
-    others = [ep for other, ep in endpoints.items() if other != name]
-    subscriber = Subscriber(others, topics=[*cls.topics, "control"])
+    publisher = Publisher(endpoints[name], name=name, watch_subscriptions=cls.waits_for_subscribers)
+    others = [ep for other, ep in endpoints.items() if other not in (name, "supervisor")]
+    subscriber = Subscriber(others, topics=cls.topics)
+    control = Subscriber([endpoints["supervisor"]], topics=["control"])
     node: Node = cls(config, Path(session["out"]), publisher)
     heartbeat_s = float(config["session"]["heartbeat_s"])
     next_beat = 0.0
@@ -73,16 +79,15 @@ def run_node(name: str, session: dict) -> int:
         beat("ready")
         while not flag.stop and not node.finished:
             msg = subscriber.recv(timeout_ms=node.poll_ms)
-            if msg is not None:
-                if msg.topic == "control":
-                    command = msg.meta.get("command")
-                    if command == "start" and not node.started:
-                        node.start()
-                    elif command == "stop":
-                        break
-                else:
-                    node.handle(msg)
+            if msg is not None and msg.topic != "control" and has_needed_meta(node, msg):
+                node.handle(msg)
+            command = _control_command(control)
+            if command == "start" and not node.started:
+                node.start()
+            elif command == "stop":
+                break
             node.tick()
+            publisher.read_subscriptions()  # bounded cost of subscription notifications
             if time.monotonic() >= next_beat:
                 beat("running" if node.started else "ready")
                 if os.getppid() != parent:
@@ -105,8 +110,47 @@ def run_node(name: str, session: dict) -> int:
         if dropped:
             log.info("%s: sequence gaps per topic: %s", name, dict(dropped))
         subscriber.close()
+        control.close()
         publisher.close()
     return code
+
+
+def _control_command(control: Subscriber) -> str | None:
+    """The supervisor's newest command waiting on the control socket (``stop`` wins), or None."""
+    command = None
+    while (msg := control.recv(timeout_ms=0)) is not None:
+        value = msg.meta.get("command")
+        if value == "stop" or (value == "start" and command is None):
+            command = value
+    return command
+
+
+def has_needed_meta(node: Node, msg: Message) -> bool:
+    """Whether ``msg`` has every meta field ``node`` needs for its topic, of the right type.
+
+    A message that lacks one is counted in ``skipped_<topic>`` (and the first of each topic is
+    logged at WARNING) instead of reaching :meth:`Node.handle`.
+    """
+    needs = node.needs_meta.get(msg.topic)
+    if not needs:
+        return True
+    for key, types in needs.items():
+        value = msg.meta.get(key)
+        if type(value) not in (types if isinstance(types, tuple) else (types,)):
+            counter = f"skipped_{msg.topic}"
+            if not node.counters.get(counter):
+                log.warning(
+                    "%s: skipped a %r message whose meta field %r is %r (further ones are only "
+                    "counted in %s)",
+                    node.name,
+                    msg.topic,
+                    key,
+                    value if value is None else type(value).__name__,
+                    counter,
+                )
+            node.count(counter)
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

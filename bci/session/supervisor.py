@@ -1,7 +1,8 @@
 """The supervisor: start the nodes, wait until they are ready, run, watch, stop, summarise.
 
 One supervisor runs one session. It writes the session file every node reads (config, session
-folder, bus endpoints), starts each node as its own process, and then watches three things: exit
+folder, bus endpoints: private ipc:// sockets, see :mod:`bci.session.endpoints`; only the
+supervisor's carries ``control``), starts each node as its own process, and then watches three things: exit
 codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
 and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
-from bci.session.ports import free_endpoints
+from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 
 log = logging.getLogger("bci.session")
@@ -80,7 +81,8 @@ class Supervisor:
                 n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]
             ]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        self.endpoints = free_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.bus = session_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.endpoints = self.bus.endpoints
         self.session_file = self.out / "session.json"
         self.session_file.write_text(
             json.dumps(
@@ -122,6 +124,7 @@ class Supervisor:
             self._wait_for_recorder()
             watch.close()
             control.close()
+            self.bus.remove()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.result.duration_s = time.monotonic() - start
