@@ -107,7 +107,7 @@ _TOPIC = st.one_of(
 
 @st.composite
 def hostile_frames(draw: st.DrawFn) -> list[bytes]:
-    """A multipart message: a topic, a header (well-formed or not) and frames sized to fit or not."""
+    """A multipart message: a topic, a header (well-formed or not), frames that fit or not."""
     topic = draw(_TOPIC)
     if draw(st.booleans()):
         header = draw(_HEADER)
@@ -170,7 +170,9 @@ def attacked_record(tmp_path_factory):
     attacker = ctx.socket(zmq.XPUB)  # XPUB: the test sees when the node has subscribed
     attacker.setsockopt(zmq.LINGER, 0)
     attacker.bind(f"ipc://{out}/attacker")
-    node = NodeProcess("record", config, out, topics=[], peers={"attacker": f"ipc://{out}/attacker"})
+    node = NodeProcess(
+        "record", config, out, topics=[], peers={"attacker": f"ipc://{out}/attacker"}
+    )
     assert node.wait_state("ready", 30.0), node.log()
     assert attacker.poll(10_000), "the node never subscribed to the attacker"
     attacker.recv()
@@ -328,9 +330,8 @@ def test_a_subscription_flood_costs_bounded_memory() -> None:
 
 # -- meta fields a node needs --------------------------------------------------------------------
 def test_decode_skips_responses_without_the_fields_it_needs(tmp_path) -> None:
-    config = validate_config(
-        {"session": {"heartbeat_s": 0.05}, "stimuli": {"path": str(REPO / "stimuli" / "demo-faces")}}
-    )
+    stimuli = {"path": str(REPO / "stimuli" / "demo-faces")}
+    config = validate_config({"session": {"heartbeat_s": 0.05}, "stimuli": stimuli})
     peer = Publisher(f"ipc://{tmp_path}/acq", name="acquire")
     node = NodeProcess("decode", config, tmp_path, topics=[], peers={"acq": peer.endpoint})
     try:

@@ -62,8 +62,8 @@ class Subscriber:
     Notes
     -----
     :meth:`recv` never raises because of what arrives: malformed messages (and any error while
-    decoding one) are counted in ``stats.rejected`` per reason and logged once per reason and subscriber (logger
-    ``"bci.bus"``). Like any ZeroMQ socket, a subscriber belongs to one thread.
+    decoding one) are counted in ``stats.rejected`` per reason and logged once per reason and
+    subscriber (logger ``"bci.bus"``). Like any ZeroMQ socket, a subscriber belongs to one thread.
     """
 
     def __init__(

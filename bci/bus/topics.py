@@ -76,10 +76,11 @@ def check_topic(name: object) -> str:
     """
     if not is_valid_topic(name):
         raise ValueError(
-            f"topic {name!r} is not valid: 1 to {MAX_TOPIC_LENGTH} characters of A-Z a-z 0-9 _ - ., "
-            "starting with a letter"
+            f"topic {name!r} is not valid: 1 to {MAX_TOPIC_LENGTH} characters of "
+            "A-Z a-z 0-9 _ - ., starting with a letter"
         )
     return name
+
 
 RESPONSES = "responses"
 """acquire -> decode / evolve / record: one response vector per trial (EVERY)."""

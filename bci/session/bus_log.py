@@ -4,8 +4,9 @@ Layout inside ``<session>/bus/``: ``messages.jsonl`` holds one JSON line per mes
 seq, lsl_time, wall_time, meta, and for each array its dtype, shape, file and byte offset); the
 array bytes are appended to ``<topic>.bin`` for the project's registered topics
 (:data:`bci.bus.topics.DEFAULT_POLICIES`) and to ``other.bin`` for any other topic, so a topic
-name never becomes a path and the number of open files stays bounded. Both files only ever grow, and the writer flushes
-them at least every ``flush_s`` seconds, so a crash loses at most that much.
+name never becomes a path and the number of open files stays bounded. Both files only ever
+grow, and the writer flushes them at least every ``flush_s`` seconds, so a crash loses at most
+that much.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def endpoint_for(name: str, host: str, directory: Path) -> str:
     path = f"{directory}/{name}"
     if len(path.encode()) > MAX_IPC_PATH:
         raise BusConfigError(
-            f"socket path {path} is longer than {MAX_IPC_PATH} bytes; set TMPDIR to a shorter folder"
+            f"socket path {path} is longer than {MAX_IPC_PATH} bytes; "
+            "set TMPDIR to a shorter folder"
         )
     return f"ipc://{path}"
 

@@ -2,8 +2,8 @@
 
 One supervisor runs one session. It writes the session file every node reads (config, session
 folder, bus endpoints: private ipc:// sockets, see :mod:`bci.session.endpoints`; only the
-supervisor's carries ``control``), starts each node as its own process, and then watches three things: exit
-codes (a node that died is named, and restarted when the config lists it under
+supervisor's carries ``control``), starts each node as its own process, and then watches three
+things: exit codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
 and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
 or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes within five
