@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bci.bus import Message, Publisher, Subscriber
 from bci.nodes.base import Node, NodeError
+from bci.nodes.counting_outlet import samples_sent
 from bci.nodes.registry import node_class
 
 log = logging.getLogger("bci.nodes")
@@ -64,10 +65,11 @@ def run_node(name: str, session: dict) -> int:
     def beat(state: str) -> None:
         nonlocal next_beat
         bus = {"received": subscriber.stats.as_dict(), "sent": publisher.stats.as_dict()}
+        meta = {"node": name, "state": state, "pid": os.getpid(), "bus": bus}
         publisher.publish(
             f"heartbeat.{name}",
             kind="heartbeat",
-            meta={"node": name, "state": state, "pid": os.getpid(), "bus": bus, **node.status()},
+            meta={**meta, "lsl_sent": samples_sent(), **node.status()},
         )
         next_beat = time.monotonic() + heartbeat_s
 
@@ -81,10 +83,11 @@ def run_node(name: str, session: dict) -> int:
             msg = subscriber.recv(timeout_ms=node.poll_ms)
             if msg is not None and msg.topic != "control" and has_needed_meta(node, msg):
                 node.handle(msg)
-            command = _control_command(control)
+            command = _control_command(control, name)
             if command == "start" and not node.started:
                 node.start()
             elif command == "stop":
+                _drain(node, subscriber)
                 break
             node.tick()
             publisher.read_subscriptions()  # bounded cost of subscription notifications
@@ -115,14 +118,30 @@ def run_node(name: str, session: dict) -> int:
     return code
 
 
-def _control_command(control: Subscriber) -> str | None:
-    """The supervisor's newest command waiting on the control socket (``stop`` wins), or None."""
+def _control_command(control: Subscriber, name: str) -> str | None:
+    """The supervisor's newest command for this node on the control socket (``stop`` wins).
+
+    A command whose meta has ``nodes`` (a list of names) is for those nodes only: the supervisor
+    stops the sources first and the record node last, so that nothing sent is left unrecorded.
+    """
     command = None
     while (msg := control.recv(timeout_ms=0)) is not None:
+        nodes = msg.meta.get("nodes")
+        if isinstance(nodes, list) and name not in nodes:
+            continue
         value = msg.meta.get("command")
         if value == "stop" or (value == "start" and command is None):
             command = value
     return command
+
+
+def _drain(node: Node, subscriber: Subscriber) -> None:
+    """Before stopping, handle what is still arriving, until ``drain_on_stop_ms`` of silence."""
+    if not node.drain_on_stop_ms:
+        return
+    while (msg := subscriber.recv(timeout_ms=node.drain_on_stop_ms)) is not None:
+        if msg.topic != "control" and has_needed_meta(node, msg):
+            node.handle(msg)
 
 
 def has_needed_meta(node: Node, msg: Message) -> bool:

@@ -33,6 +33,14 @@ STOP_KILL_S = 4.5
 RECORDER_CLOSE_S = 15.0
 """How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
 
+STOP_ORDER: tuple[tuple[str, ...], ...] = (("simulate", "display", "replay"), (), ("record",))
+"""Stop stages: the sources, everything else (the empty stage), and the recorder last."""
+
+
+def _staged(name: str) -> bool:
+    return any(name in stage for stage in STOP_ORDER)
+
+
 NODES_BY_MODE = {
     "decode": ("record", "simulate", "render", "display", "acquire", "decode"),
     "evolve": ("record", "simulate", "render", "display", "acquire", "evolve"),
@@ -118,8 +126,7 @@ class Supervisor:
                 log.info("all nodes ready; session running")
                 self._watch(watch, control, start)
         finally:
-            control.publish("control", kind="control", meta={"command": "stop"})
-            stop_all(list(self.nodes.values()), STOP_GRACE_S, STOP_KILL_S)
+            self._stop_in_order(control)
             self._drain(watch)
             self._wait_for_recorder()
             watch.close()
@@ -153,6 +160,25 @@ class Supervisor:
         if msg.topic == "events" and msg.kind in ("schedule_done", "abort"):
             return msg.kind
         return None
+
+    def _stop_in_order(self, control: Publisher) -> None:
+        """Stop the sources, then the pipeline, then the record node, within one stop budget.
+
+        The record node, stopped last, receives what the others sent before they exited, and
+        LabRecorder gets the sources' last samples (see :mod:`bci.nodes.record`).
+        """
+        start = time.monotonic()
+        for stage in STOP_ORDER:
+            names = [n for n in self.nodes if n in stage or (not stage and not _staged(n))]
+            if not names:
+                continue
+            control.publish("control", kind="control", meta={"command": "stop", "nodes": names})
+            elapsed = time.monotonic() - start
+            stop_all(
+                [self.nodes[n] for n in names],
+                max(0.0, STOP_GRACE_S - elapsed),
+                max(0.5, STOP_KILL_S - elapsed),
+            )
 
     def _drain(self, watch: Subscriber) -> None:
         while (msg := watch.recv(timeout_ms=0)) is not None:
