@@ -16,10 +16,11 @@ logged and left out. LabRecorder failing to start, or dying during the session, 
 with a one-line error, unless ``[record] optional = true`` (then it is logged and the session
 goes on with the bus log alone).
 
-At the end the supervisor stops this node last, after the sources and the pipeline: it handles
-what is still arriving (:attr:`drain_on_stop_ms`), and lets LabRecorder pull for
-:data:`LABRECORDER_PULL_S` after the last sample before it closes the file; the session's
-recording report then checks that the file holds every sample that was sent.
+At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
+the pipeline, then this node, then the sources: it handles what is still arriving
+(:attr:`drain_on_stop_ms`) and lets LabRecorder pull for :data:`LABRECORDER_PULL_S` before it
+closes the file; the session's recording report then checks that the file holds every sample
+that was sent.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from bci.stimulus_set import load_stimulus_set
 XDF_NAME = "recording"
 LABRECORDER_PULL_S = 1.0
 """LabRecorder misses samples pushed less than about 0.4 s before it is told to close (measured
-in :mod:`bci.io.labrecorder`); it is given this long after the last one."""
+in :mod:`bci.io.labrecorder`); at the end it is given this long after the bus has gone quiet
+(the sources are quiet already, their outlets still open)."""
 
 
 def next_xdf_path(folder: Path, name: str = XDF_NAME) -> Path:
@@ -65,7 +67,6 @@ class RecordNode(Node):
         self.outlets: PipelineOutlets | None = None
         self.recorder: LabRecorder | None = None
         self.xdf_path: Path | None = None
-        self.last_push = time.monotonic()
         self.optional = bool(self.config["record"]["optional"])
         if not self.config["record"]["xdf"]:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
@@ -125,7 +126,6 @@ class RecordNode(Node):
                 if not self.counters.get("unstreamable"):
                     self.log.warning("record: %r message not streamed to LSL: %s", msg.topic, err)
                 self.count("unstreamable")
-            self.last_push = time.monotonic()
 
     def tick(self) -> None:
         self.writer.maybe_flush()
@@ -157,7 +157,7 @@ class RecordNode(Node):
         if self.recorder is not None:
             # Let LabRecorder pull the last samples (ours and the stopped sources'), then let it
             # close the file without holding up the stop: the supervisor waits for its pid.
-            time.sleep(max(0.0, self.last_push + LABRECORDER_PULL_S - time.monotonic()))
+            time.sleep(LABRECORDER_PULL_S)
             self.recorder.finish()
         self.outlets = None
 

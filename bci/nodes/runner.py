@@ -10,8 +10,10 @@ the validated config, the session folder, and the bus endpoint of every process.
 * skips, with a count (``skipped_<topic>``) and one warning, messages that lack a meta field the
   node needs (:attr:`~bci.nodes.base.Node.needs_meta`);
 * calls ``setup`` and then reports ``ready`` in its heartbeats (``heartbeat.<name>``);
-* runs ``start`` on the supervisor's ``control`` ``start`` message, and stops on ``stop``,
-  SIGTERM, or when its parent (the supervisor) has gone, so no node outlives a session;
+* runs ``start`` on the supervisor's ``control`` ``start`` message; on ``quiet`` stops handling
+  messages and calling ``tick`` (a source stops pushing but keeps its LSL outlets open, so the
+  recorder can pull their last samples); stops on ``stop``, SIGTERM, or when its parent (the
+  supervisor) has gone, so no node outlives a session;
 * ignores SIGINT: on Ctrl-C the supervisor stops the nodes in order.
 
 Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` (its one-line
@@ -79,17 +81,24 @@ def run_node(name: str, session: dict) -> int:
         node.setup()
         log.info("%s ready", name)
         beat("ready")
+        quiet = False
         while not flag.stop and not node.finished:
-            msg = subscriber.recv(timeout_ms=node.poll_ms)
-            if msg is not None and msg.topic != "control" and has_needed_meta(node, msg):
-                node.handle(msg)
+            msg = subscriber.recv(
+                timeout_ms=max(node.poll_ms, QUIET_POLL_MS) if quiet else node.poll_ms
+            )
+            if msg is not None and msg.topic != "control" and not quiet:
+                if has_needed_meta(node, msg):
+                    node.handle(msg)
             command = _control_command(control, name)
             if command == "start" and not node.started:
                 node.start()
+            elif command == "quiet":
+                quiet = True  # a source goes silent but keeps its LSL outlets open
             elif command == "stop":
                 _drain(node, subscriber)
                 break
-            node.tick()
+            if not quiet:
+                node.tick()
             publisher.read_subscriptions()  # bounded cost of subscription notifications
             if time.monotonic() >= next_beat:
                 beat("running" if node.started else "ready")
@@ -130,9 +139,14 @@ def _control_command(control: Subscriber, name: str) -> str | None:
         if isinstance(nodes, list) and name not in nodes:
             continue
         value = msg.meta.get("command")
-        if value == "stop" or (value == "start" and command is None):
+        if value in _PRECEDENCE and _PRECEDENCE[value] > _PRECEDENCE.get(command, -1):
             command = value
     return command
+
+
+_PRECEDENCE = {"start": 0, "quiet": 1, "stop": 2}
+"""Of several commands waiting at once, the strongest is obeyed."""
+QUIET_POLL_MS = 50.0
 
 
 def _drain(node: Node, subscriber: Subscriber) -> None:

@@ -33,12 +33,20 @@ STOP_KILL_S = 4.5
 RECORDER_CLOSE_S = 15.0
 """How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
 
-STOP_ORDER: tuple[tuple[str, ...], ...] = (("simulate", "display", "replay"), (), ("record",))
-"""Stop stages: the sources, everything else (the empty stage), and the recorder last."""
+SOURCES = ("simulate", "display", "replay")
+STOP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("quiet", SOURCES),
+    ("stop", ()),
+    ("stop", ("record",)),
+    ("stop", SOURCES),
+)
+"""The end of a session: the sources go quiet (their outlets stay open), everything else stops
+(the empty stage), then the recorder (it gets the last samples of every open outlet), and the
+sources last."""
 
 
 def _staged(name: str) -> bool:
-    return any(name in stage for stage in STOP_ORDER)
+    return name in SOURCES or name == "record"
 
 
 NODES_BY_MODE = {
@@ -162,17 +170,20 @@ class Supervisor:
         return None
 
     def _stop_in_order(self, control: Publisher) -> None:
-        """Stop the sources, then the pipeline, then the record node, within one stop budget.
+        """End the session in :data:`STOP_ORDER`, within one stop budget.
 
-        The record node, stopped last, receives what the others sent before they exited, and
-        LabRecorder gets the sources' last samples (see :mod:`bci.nodes.record`).
+        The record node, stopped after the pipeline, receives what the others sent before they
+        exited, and LabRecorder pulls the quiet sources' last samples before their outlets go
+        (see :mod:`bci.nodes.record`); acquire's inlets close before the outlets they read.
         """
         start = time.monotonic()
-        for stage in STOP_ORDER:
+        for command, stage in STOP_ORDER:
             names = [n for n in self.nodes if n in stage or (not stage and not _staged(n))]
             if not names:
                 continue
-            control.publish("control", kind="control", meta={"command": "stop", "nodes": names})
+            control.publish("control", kind="control", meta={"command": command, "nodes": names})
+            if command == "quiet":
+                continue
             elapsed = time.monotonic() - start
             stop_all(
                 [self.nodes[n] for n in names],
