@@ -150,12 +150,23 @@ QUIET_POLL_MS = 50.0
 
 
 def _drain(node: Node, subscriber: Subscriber) -> None:
-    """Before stopping, handle what is still arriving, until ``drain_on_stop_ms`` of silence."""
+    """Before stopping, handle what is still arriving, until ``drain_on_stop_ms`` pass without a
+    message other than a heartbeat (which never stop), or at most :data:`MAX_DRAIN_S`."""
     if not node.drain_on_stop_ms:
         return
-    while (msg := subscriber.recv(timeout_ms=node.drain_on_stop_ms)) is not None:
-        if msg.topic != "control" and has_needed_meta(node, msg):
+    now = time.monotonic()
+    quiet_until, give_up = now + node.drain_on_stop_ms / 1000, now + MAX_DRAIN_S
+    while (now := time.monotonic()) < min(quiet_until, give_up):
+        msg = subscriber.recv(timeout_ms=(min(quiet_until, give_up) - now) * 1000)
+        if msg is None or msg.topic == "control":
+            continue
+        if not msg.topic.startswith("heartbeat."):
+            quiet_until = time.monotonic() + node.drain_on_stop_ms / 1000
+        if has_needed_meta(node, msg):
             node.handle(msg)
+
+
+MAX_DRAIN_S = 1.0
 
 
 def has_needed_meta(node: Node, msg: Message) -> bool:

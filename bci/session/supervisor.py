@@ -30,6 +30,10 @@ log = logging.getLogger("bci.session")
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5
+STAGE_STOP_S = 1.0
+"""Each stage of the stop gets at least this long before SIGKILL, even past ``STOP_KILL_S``."""
+RECORD_STOP_S = 3.0
+"""The record node's stage gets at least this long: it drains the bus and lets LabRecorder pull."""
 RECORDER_CLOSE_S = 15.0
 """How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
 
@@ -38,11 +42,12 @@ STOP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quiet", SOURCES),
     ("stop", ()),
     ("stop", ("record",)),
-    ("stop", SOURCES),
+    ("stop", ("simulate", "replay")),
+    ("stop", ("display",)),
 )
 """The end of a session: the sources go quiet (their outlets stay open), everything else stops
 (the empty stage), then the recorder (it gets the last samples of every open outlet), and the
-sources last."""
+sources last, the simulator (which reads the display's markers) before the display."""
 
 
 def _staged(name: str) -> bool:
@@ -188,7 +193,7 @@ class Supervisor:
             stop_all(
                 [self.nodes[n] for n in names],
                 max(0.0, STOP_GRACE_S - elapsed),
-                max(0.5, STOP_KILL_S - elapsed),
+                max(RECORD_STOP_S if "record" in names else STAGE_STOP_S, STOP_KILL_S - elapsed),
             )
 
     def _drain(self, watch: Subscriber) -> None:
