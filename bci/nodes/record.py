@@ -60,7 +60,7 @@ class RecordNode(Node):
     name = "record"
     topics = ("",)
     poll_ms = 100.0
-    drain_on_stop_ms = 300.0
+    drain_on_stop_ms = 200.0
 
     def setup(self) -> None:
         self.writer = BusLogWriter(self.out / "bus")

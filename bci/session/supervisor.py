@@ -30,7 +30,10 @@ log = logging.getLogger("bci.session")
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5
-STAGE_STOP_S = 1.0
+STAGE_GRACE_S = 0.5
+"""Each stage of the stop gets at least this long before SIGTERM (a SIGTERM that arrives while a
+node exits on its own, after its handler is gone, would kill it with -15)."""
+STAGE_STOP_S = 1.5
 """Each stage of the stop gets at least this long before SIGKILL, even past ``STOP_KILL_S``."""
 RECORD_STOP_S = 3.0
 """The record node's stage gets at least this long: it drains the bus and lets LabRecorder pull."""
@@ -190,11 +193,9 @@ class Supervisor:
             if command == "quiet":
                 continue
             elapsed = time.monotonic() - start
-            stop_all(
-                [self.nodes[n] for n in names],
-                max(0.0, STOP_GRACE_S - elapsed),
-                max(RECORD_STOP_S if "record" in names else STAGE_STOP_S, STOP_KILL_S - elapsed),
-            )
+            grace = max(STAGE_GRACE_S, STOP_GRACE_S - elapsed)
+            least = RECORD_STOP_S if "record" in names else STAGE_STOP_S
+            stop_all([self.nodes[n] for n in names], grace, max(least, STOP_KILL_S - elapsed))
 
     def _drain(self, watch: Subscriber) -> None:
         while (msg := watch.recv(timeout_ms=0)) is not None:
