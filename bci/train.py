@@ -48,7 +48,12 @@ def read_training_data(paths: list[Path]) -> tuple[list[np.ndarray], np.ndarray,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bci-train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="bci-train",
+        description=__doc__.split("\n\n")[0].replace("``", ""),  # plain text, not RST
+        epilog="examples:\n" + __doc__.split("--------\n", 1)[1].split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("data", type=Path, nargs="+", help="a dataset .npz, or seed .dat files")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.npz)")
     p.add_argument("--aligner", choices=("hyperalignment", "srm", "none"), default="hyperalignment")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bci.bus import Message, Publisher, Subscriber
-from bci.session.ports import free_endpoints
+from bci.session.endpoints import session_endpoints
 
 
 class NodeProcess:
@@ -41,7 +41,8 @@ class NodeProcess:
         self.name = name
         self.out = Path(out)
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        endpoints = free_endpoints(["supervisor", name])
+        self.bus = session_endpoints(["supervisor", name])
+        endpoints = dict(self.bus.endpoints)
         endpoints.update(peers or {})
         self.endpoints = endpoints
         self.control = Publisher(endpoints["supervisor"], name="supervisor")
@@ -107,4 +108,5 @@ class NodeProcess:
                 self.proc.wait()
         self.sub.close()
         self.control.close()
+        self.bus.remove()
         return self.proc.returncode

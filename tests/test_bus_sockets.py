@@ -347,12 +347,3 @@ def test_curve_roundtrip_and_wrong_key_gets_nothing() -> None:
         with Subscriber(endpoint, ["latents"], curve_server_key=impostor):
             with Subscriber(endpoint, ["latents"]):  # plaintext
                 assert not pub.wait_for_subscribers("latents", count=1, timeout_ms=300)
-
-
-def test_session_ports_avoid_the_ephemeral_range():
-    from bci.session.ports import PORT_RANGE, free_endpoints
-
-    endpoints = free_endpoints([f"n{i}" for i in range(20)])
-    ports = {int(e.rsplit(":", 1)[1]) for e in endpoints.values()}
-    assert len(ports) == 20  # distinct
-    assert all(PORT_RANGE[0] <= p <= PORT_RANGE[1] for p in ports)

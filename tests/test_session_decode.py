@@ -43,6 +43,13 @@ def test_session_decodes_the_test_trials(finished_session):
         n: 0 for n in ("record", "simulate", "render", "display", "acquire", "decode")
     }
     assert "trials: 60 calibration, 8 test" in done.stdout
+    # Every sample sent is in the recording, and a decode recording has no bci-fitness stream.
+    recording = summary["recording"]
+    assert recording["file"] == "recording.xdf" and recording["samples_lost"] == 0
+    streams = recording["streams"]
+    assert "bci-fitness" not in streams and {"bci-latents", "bci-pipeline"} <= set(streams)
+    assert all(c["sent"] == c["recorded"] > 0 for c in streams.values()), streams
+    assert streams["bci-latents"]["recorded"] == 8
 
 
 def test_session_folder_has_latents_figures_and_logs(finished_session):

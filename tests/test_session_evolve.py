@@ -90,6 +90,13 @@ def test_evolve_session_drives_the_unit_harder(finished_session):
         n: 0 for n in ("record", "simulate", "render", "display", "acquire", "evolve")
     }
     assert "generations: 10, evaluations 110, missing responses 0" in done.stdout
+    # The recording holds every sample every stream sent, the last generation's too.
+    recording = summary["recording"]
+    assert recording["file"] == "recording.xdf" and recording["samples_lost"] == 0
+    streams = recording["streams"]
+    assert {"bci-fitness", "bci-latents", "bci-pipeline", "bci-responses-00"} <= set(streams)
+    assert all(c["sent"] == c["recorded"] > 0 for c in streams.values()), streams
+    assert streams["bci-fitness"]["recorded"] == 10 * (N_POP + N_REF)
 
 
 def test_evolve_session_folder_has_figures_checkpoint_and_no_orphans(finished_session):

@@ -13,6 +13,8 @@ logger = logging.getLogger("bci.bus")
 
 GAP_LOG_INTERVAL_S = 1.0
 """A topic's sequence gaps are logged at most this often (all of them are counted)."""
+MAX_TRACKED_SOURCES = 4096
+"""(source, topic) pairs whose sequence numbers are tracked; later ones go untracked."""
 
 
 @dataclass
@@ -33,6 +35,9 @@ class SubscriberStats:
         Sequence numbers that went backwards per topic (a publisher restarted).
     filtered : int
         Messages on topics that matched a ZeroMQ prefix but not the exact subscription.
+    other_topics : int
+        Messages received on topics beyond the first ``MAX_COUNTED_TOPICS`` (counted together
+        so that the per-topic counters, sent in every heartbeat, stay bounded).
     """
 
     received: Counter[str] = field(default_factory=Counter)
@@ -41,6 +46,7 @@ class SubscriberStats:
     rejected: Counter[str] = field(default_factory=Counter)
     resets: Counter[str] = field(default_factory=Counter)
     filtered: int = 0
+    other_topics: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict copy, for JSON summaries."""
@@ -51,6 +57,7 @@ class SubscriberStats:
             "rejected": dict(self.rejected),
             "resets": dict(self.resets),
             "filtered": self.filtered,
+            "other_topics": self.other_topics,
         }
 
 
@@ -118,9 +125,11 @@ class SequenceTracker:
         """
         key = (source, topic)
         last = self._last.get(key)
-        self._last[key] = seq
         if last is None:
+            if len(self._last) < MAX_TRACKED_SOURCES:  # bounded, whatever sources claim to be
+                self._last[key] = seq
             return 0
+        self._last[key] = seq
         if seq <= last:
             self._stats.resets[topic] += 1
             return 0

@@ -17,8 +17,10 @@ frames 2..
     One raw frame per array: the C-ordered bytes of the array, nothing else. Arrays are never
     pickled and never copied into the msgpack header.
 
-:func:`decode` validates everything it reads and raises a single exception type,
-:class:`BusMessageError`, whose ``reason`` is one of :data:`REJECT_REASONS`.
+:func:`decode` validates everything it reads before it builds anything from it (the topic's
+charset and length, every header field's type, each array's dtype, number of dimensions, element
+count and frame size) and raises a single exception type, :class:`BusMessageError`, whose
+``reason`` is one of :data:`REJECT_REASONS`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from bci.bus.topics import is_valid_topic
+
 SCHEMA_VERSION = 1
 """Header layout version written by :func:`encode`; the only one :func:`decode` accepts."""
 
@@ -42,6 +46,7 @@ DEFAULT_MAX_HEADER_BYTES = 1024 * 1024
 """Largest msgpack header :func:`decode` accepts by default (metadata is small by design)."""
 
 MAX_NDIM = 32
+MAX_KIND_LENGTH = 64
 
 ALLOWED_DTYPE_KINDS = frozenset("biufcmMSU")
 """numpy dtype kinds that may travel: bool, integers, floats, complex, datetimes, bytes, unicode.
@@ -51,7 +56,7 @@ Object (``'O'``) and void / structured (``'V'``) dtypes are refused in both dire
 
 REJECT_REASONS = (
     "frame_count",  # fewer than 2 frames, or array frames != header's array list
-    "bad_topic",  # topic frame is not UTF-8
+    "bad_topic",  # topic frame is not UTF-8, or not a valid topic name (see bci.bus.topics)
     "oversized",  # message or header larger than the configured maximum
     "bad_msgpack",  # header frame is not valid msgpack
     "header_not_map",  # header decodes to something other than a map
@@ -60,6 +65,8 @@ REJECT_REASONS = (
     "schema_version",  # header written by another schema version
     "bad_dtype",  # dtype string unknown, or of a refused kind (object, structured)
     "frame_size",  # array frame size != prod(shape) * itemsize
+    "too_many_elements",  # an array's shape, zero dimensions aside, exceeds the message limit
+    "decode_error",  # anything else that went wrong while decoding (counted, never raised)
 )
 """Every ``reason`` a :class:`BusMessageError` can carry."""
 
@@ -227,12 +234,24 @@ def _parse_dtype(dtype_str: Any, index: int) -> np.dtype:
     return dtype
 
 
-def _parse_shape(shape: Any, index: int) -> tuple[int, ...]:
+def _parse_shape(shape: Any, index: int, itemsize: int, max_bytes: int) -> tuple[int, ...]:
+    """The shape as a tuple, refused unless numpy can build it within ``max_bytes``.
+
+    The size is checked with every zero dimension counted as one: numpy refuses a shape such as
+    ``(0, 2**62)`` even though it holds no element, and a shape that large is never meant.
+    """
     if type(shape) is not list or len(shape) > MAX_NDIM:
-        raise BusMessageError("bad_field", f"arrays[{index}] shape {shape!r} is not valid")
+        raise BusMessageError("bad_field", f"arrays[{index}] shape is not a list of <= {MAX_NDIM}")
+    nominal = itemsize
     for n in shape:
         if type(n) is not int or n < 0:  # type() check: bool and float are refused
             raise BusMessageError("bad_field", f"arrays[{index}] shape {shape!r} is not valid")
+        nominal *= max(n, 1)
+        if nominal > max_bytes:
+            raise BusMessageError(
+                "too_many_elements",
+                f"arrays[{index}] shape {shape!r:.80} would need more than {max_bytes} bytes",
+            )
     return tuple(shape)
 
 
@@ -321,6 +340,8 @@ def decode(
         topic = views[0].tobytes().decode("utf-8")
     except UnicodeDecodeError:
         raise BusMessageError("bad_topic", "topic frame is not UTF-8") from None
+    if not is_valid_topic(topic):
+        raise BusMessageError("bad_topic", f"topic {topic[:80]!r} is not a valid topic name")
     header = _parse_header(views[1], max_header_bytes)
 
     kind, seq, lsl_time = header["kind"], header["seq"], header["lsl_time"]
@@ -339,6 +360,10 @@ def decode(
         _check_fields(header)  # slow path: says which field, or accepts int times
         wall_time = float(wall_time)
         lsl_time = None if lsl_time is None else float(lsl_time)
+    if len(kind) > MAX_KIND_LENGTH:
+        raise BusMessageError("bad_field", f"kind of {len(kind)} characters")
+    if not math.isfinite(wall_time) or (lsl_time is not None and not math.isfinite(lsl_time)):
+        raise BusMessageError("bad_field", f"non-finite time (wall {wall_time}, lsl {lsl_time})")
     if len(specs) != len(views) - 2:
         raise BusMessageError(
             "frame_count", f"header lists {len(specs)} array(s), message has {len(views) - 2}"
@@ -349,7 +374,7 @@ def decode(
         if type(spec) is not dict or "dtype" not in spec or "shape" not in spec:
             raise BusMessageError("bad_field", f"arrays[{index}] is not a {{dtype, shape}} map")
         dtype = _parse_dtype(spec["dtype"], index)
-        shape = _parse_shape(spec["shape"], index)
+        shape = _parse_shape(spec["shape"], index, dtype.itemsize, max_bytes)
         view = views[index + 2]
         expected = math.prod(shape) * dtype.itemsize
         if view.nbytes != expected:

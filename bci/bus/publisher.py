@@ -16,12 +16,16 @@ import zmq
 from bci.bus.counters import PublisherStats
 from bci.bus.message import Message, encode
 from bci.bus.security import CurveKeys, apply_curve, check_bind, normalise_endpoint
-from bci.bus.topics import DEFAULT_REGISTRY, Policy, TopicRegistry
+from bci.bus.topics import DEFAULT_REGISTRY, Policy, TopicRegistry, check_topic
 
 logger = logging.getLogger("bci.bus")
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:0"
 DEFAULT_HWM = 10_000
+MAX_SUBSCRIPTION_PREFIXES = 256
+"""Distinct subscription prefixes a publisher keeps count of; further ones are ignored."""
+MAX_NOTES_PER_READ = 10_000
+"""Subscription notifications consumed per :meth:`Publisher.read_subscriptions` call."""
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 
@@ -29,7 +33,8 @@ _SNDMORE = int(zmq.SNDMORE)
 class Publisher:
     """Publishes :class:`~bci.bus.message.Message` s on one socket.
 
-    The socket is a ZeroMQ XPUB rather than a PUB, for two reasons:
+    With ``watch_subscriptions`` (the default) the socket is a ZeroMQ XPUB rather than a PUB, for
+    two reasons:
 
     * *slow joiners*: a PUB socket cannot tell whether anybody listens, so messages published
       before a subscription has reached it are lost. An XPUB receives every subscription
@@ -37,6 +42,13 @@ class Publisher:
       can block until a subscriber for a topic is really connected, with no sleep.
     * *no silent drops*: with ``XPUB_NODROP`` a full subscriber makes sends fail instead of
       silently discarding; see :mod:`bci.bus.topics` for what each policy does then.
+
+    An XPUB queues every subscription notification until the application reads it, so a peer
+    that floods it with subscriptions costs memory until then: call :meth:`read_subscriptions`
+    regularly (the node runner does, on every loop), which also keeps the per-prefix counts
+    bounded (:data:`MAX_SUBSCRIPTION_PREFIXES`). A publisher that never waits for subscribers
+    passes ``watch_subscriptions=False`` and gets a plain PUB, which still refuses to drop EVERY
+    messages silently (``XPUB_NODROP`` applies to PUB sockets too) but keeps no notifications.
 
     Parameters
     ----------
@@ -67,6 +79,8 @@ class Publisher:
         to pay off.
     context : zmq.Context, optional
         Defaults to the process-wide :meth:`zmq.Context.instance`.
+    watch_subscriptions : bool
+        XPUB (True: :meth:`wait_for_subscribers` and :meth:`subscriber_count` work) or PUB.
 
     Notes
     -----
@@ -87,6 +101,7 @@ class Publisher:
         curve_server_key: str | bytes | None = None,
         copy_threshold: int | None = None,
         context: zmq.Context | None = None,
+        watch_subscriptions: bool = True,
     ) -> None:
         if bind:
             check_bind(endpoint, curve)
@@ -100,13 +115,17 @@ class Publisher:
         self._linger_ms = linger_ms
         self._send_timeout_ms = send_timeout_ms
         self._inflight: deque[zmq.MessageTracker] = deque()
+        self.watches_subscriptions = watch_subscriptions
+        self.ignored_subscriptions = 0
+        """Subscription prefixes not counted because :data:`MAX_SUBSCRIPTION_PREFIXES` were."""
         ctx = context or zmq.Context.instance()
-        sock = ctx.socket(zmq.XPUB)
+        sock = ctx.socket(zmq.XPUB if watch_subscriptions else zmq.PUB)
         try:
             sock.setsockopt(zmq.SNDHWM, sndhwm)
             sock.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
             sock.setsockopt(zmq.XPUB_NODROP, 1)
-            sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+            if watch_subscriptions:
+                sock.setsockopt(zmq.XPUB_VERBOSER, 1)
             sock.setsockopt(zmq.LINGER, linger_ms)
             if copy_threshold is not None:
                 sock.copy_threshold = copy_threshold
@@ -164,9 +183,10 @@ class Publisher:
             (counted in ``stats.send_failed`` and logged at ERROR) or a LATEST message dropped
             because a subscriber is full (counted in ``stats.dropped_latest``).
         """
-        if not topic or not isinstance(topic, str):
-            raise ValueError(f"topic must be a non-empty string, not {topic!r}")
-        seq = self._seq.get(topic, 0)
+        seq = self._seq.get(topic)
+        if seq is None:
+            check_topic(topic)
+            seq = 0
         self._seq[topic] = seq + 1  # used up even if the send fails: receivers see the gap
         msg = Message(
             topic=topic,
@@ -210,9 +230,14 @@ class Publisher:
         self.stats.sent[topic] += 1
         return True
 
-    def _read_subscriptions(self) -> None:
-        """Consume pending (un)subscription notifications without blocking."""
-        while self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+    def read_subscriptions(self) -> None:
+        """Consume pending (un)subscription notifications without blocking (at most
+        :data:`MAX_NOTES_PER_READ` of them, so that a flood cannot hold the caller)."""
+        if not self.watches_subscriptions:
+            return
+        for _ in range(MAX_NOTES_PER_READ):
+            if not self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
             try:
                 note = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -221,6 +246,11 @@ class Publisher:
                 continue
             prefix = note[1:].decode("utf-8", "replace")
             if note[0] == 1:
+                if prefix not in self.subscriptions and (
+                    len(self.subscriptions) >= MAX_SUBSCRIPTION_PREFIXES
+                ):
+                    self.ignored_subscriptions += 1
+                    continue
                 self.subscriptions[prefix] += 1
             elif note[0] == 0 and self.subscriptions[prefix] > 0:
                 self.subscriptions[prefix] -= 1
@@ -229,7 +259,9 @@ class Publisher:
 
     def subscriber_count(self, topic: str | None = None) -> int:
         """Number of live subscriptions that would receive ``topic`` (any topic if None)."""
-        self._read_subscriptions()
+        if not self.watches_subscriptions:
+            raise RuntimeError("a publisher made with watch_subscriptions=False cannot count them")
+        self.read_subscriptions()
         if topic is None:
             return sum(self.subscriptions.values())
         return sum(n for prefix, n in self.subscriptions.items() if topic.startswith(prefix))

@@ -22,6 +22,9 @@ from bci.bus.topics import DEFAULT_REGISTRY, Policy, TopicRegistry
 
 DEFAULT_HWM = 10_000
 DEFAULT_MAX_PENDING = 10_000
+MAX_COUNTED_TOPICS = 128
+"""Topics counted one by one in ``stats``; messages on further topics are still handed out but
+only counted together, in ``stats.other_topics`` (no sequence tracking, EVERY policy)."""
 _NOBLOCK = int(zmq.NOBLOCK)
 
 
@@ -58,9 +61,9 @@ class Subscriber:
 
     Notes
     -----
-    :meth:`recv` never raises because of what arrives: malformed messages are counted in
-    ``stats.rejected`` per reason and logged once per reason and subscriber (logger
-    ``"bci.bus"``). Like any ZeroMQ socket, a subscriber belongs to one thread.
+    :meth:`recv` never raises because of what arrives: malformed messages (and any error while
+    decoding one) are counted in ``stats.rejected`` per reason and logged once per reason and
+    subscriber (logger ``"bci.bus"``). Like any ZeroMQ socket, a subscriber belongs to one thread.
     """
 
     def __init__(
@@ -195,11 +198,20 @@ class Subscriber:
         except BusMessageError as error:
             self._rejects.reject(error)
             return True
+        except Exception as exc:  # a bug in decode must not kill the node: count and skip
+            self._rejects.reject(BusMessageError("decode_error", f"{type(exc).__name__}: {exc}"))
+            return True
         topic = msg.topic
         if not self._wanted(topic):
             self.stats.filtered += 1
             return True
-        self.stats.received[topic] += 1
+        received = self.stats.received
+        if topic not in received and len(received) >= MAX_COUNTED_TOPICS:
+            # Per-topic counters (in every heartbeat) stay bounded whatever arrives.
+            self.stats.other_topics += 1
+            self._pending[next(self._ids)] = msg
+            return True
+        received[topic] += 1
         latest = self._latest_policy.get(topic)
         if latest is None:
             latest = self._latest_policy[topic] = self.registry.policy(topic) is Policy.LATEST

@@ -34,12 +34,53 @@ ZeroMQ subscriptions match by prefix. Our :class:`~bci.bus.subscriber.Subscriber
 ``"heartbeat.acquire"``, ``"heartbeat.render"``, ...). A topic's policy is the one registered
 for its longest dotted prefix (``"heartbeat.render"`` -> ``"heartbeat"``); unknown topics are
 EVERY, the safe choice.
+
+A topic name is 1 to :data:`MAX_TOPIC_LENGTH` characters of ``A-Z a-z 0-9 _ - .``, starting with a
+letter (:func:`check_topic`): publishers refuse other names, and :func:`bci.bus.message.decode`
+rejects messages that carry one, so a topic is always safe as a file name and a counter key.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
+
+MAX_TOPIC_LENGTH = 64
+"""Longest topic name, in characters."""
+
+_TOPIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
+
+
+def is_valid_topic(name: object) -> bool:
+    """Whether ``name`` is a topic name the bus carries (see the module docstring)."""
+    return (
+        type(name) is str
+        and 0 < len(name) <= MAX_TOPIC_LENGTH
+        and _TOPIC_RE.match(name) is not None
+    )
+
+
+def check_topic(name: object) -> str:
+    """Return ``name`` if it is a valid topic name, else raise ``ValueError`` saying why.
+
+    Parameters
+    ----------
+    name : object
+        The candidate topic name.
+
+    Returns
+    -------
+    str
+        ``name``, unchanged.
+    """
+    if not is_valid_topic(name):
+        raise ValueError(
+            f"topic {name!r} is not valid: 1 to {MAX_TOPIC_LENGTH} characters of "
+            "A-Z a-z 0-9 _ - ., starting with a letter"
+        )
+    return name
+
 
 RESPONSES = "responses"
 """acquire -> decode / evolve / record: one response vector per trial (EVERY)."""
@@ -84,6 +125,9 @@ DEFAULT_POLICIES: Mapping[str, Policy] = {
     HEARTBEAT: Policy.LATEST,
     CONTROL: Policy.EVERY,
 }
+
+
+_CACHE_SIZE = 1024
 
 
 class TopicRegistry:
@@ -135,7 +179,8 @@ class TopicRegistry:
                 found = self.default
                 break
             name = name.rsplit(".", 1)[0]
-        self._cache[topic] = found
+        if len(self._cache) < _CACHE_SIZE:  # bounded: topics on the wire are not all ours
+            self._cache[topic] = found
         return found
 
     def as_dict(self) -> dict[str, str]:

@@ -44,11 +44,21 @@ class Node:
         Bus topics this node receives (besides ``control``).
     poll_ms : float
         Longest wait for a message before :meth:`tick` runs again.
+    needs_meta : dict
+        Per topic, the meta fields :meth:`handle` reads and their types (a type or a tuple of
+        types); the runner skips and counts messages without them.
+    waits_for_subscribers : bool
+        Whether the node calls ``publisher.wait_for_subscribers`` (its socket is then an XPUB).
+    drain_on_stop_ms : float
+        On ``stop``, keep handling messages until none has come for this long (0: stop at once).
     """
 
     name: ClassVar[str] = "node"
     topics: ClassVar[tuple[str, ...]] = ()
     poll_ms: float = 50.0
+    needs_meta: ClassVar[Mapping[str, Mapping[str, type | tuple[type, ...]]]] = {}
+    waits_for_subscribers: ClassVar[bool] = False
+    drain_on_stop_ms: ClassVar[float] = 0.0
 
     def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
         self.config = config

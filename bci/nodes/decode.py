@@ -45,6 +45,8 @@ class DecodeNode(Node):
     name = "decode"
     topics = ("responses",)
     poll_ms = 5.0
+    needs_meta = {"responses": {"trial": int, "subject": int, "stimulus": str}}
+    waits_for_subscribers = True
 
     def setup(self) -> None:
         model_path = self.config["model"]["path"]

@@ -38,6 +38,7 @@ from pylsl import IRREGULAR_RATE, StreamInfo, StreamOutlet, local_clock
 from bci.bus import Message, Publisher
 from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
 from bci.nodes.base import Node, NodeError
+from bci.nodes.counting_outlet import CountingOutlet
 from bci.nodes.markers import MARKER_STREAM_TYPE, encode_marker
 from bci.nodes.schedule import Schedule, ScheduledEvent
 from bci.nodes.screen import Screen, open_window
@@ -144,7 +145,7 @@ class DisplayNode(Node):
         )
         info.desc().append_child_value("format", "json")
         info.desc().append_child_value("node", self.name)
-        return StreamOutlet(info)
+        return CountingOutlet(info)  # counts what it pushes, for the recording check
 
     def start(self) -> None:
         """The session has started: wait for the stimuli, then run the schedule."""

@@ -89,6 +89,8 @@ class EvolveNode(Node):
     name = "evolve"
     topics = (RESPONSES, EVENTS)
     poll_ms = 10.0
+    needs_meta = {RESPONSES: {"stimulus": str, "rate_hz": (float, int)}}
+    waits_for_subscribers = True
 
     def setup(self) -> None:
         evo = self.config["evolve"]

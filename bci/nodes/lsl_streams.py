@@ -25,6 +25,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from bci.nodes.base import NodeError
+from bci.nodes.counting_outlet import CountingOutlet
 from bci.nodes.markers import MARKER_STREAM_TYPE
 
 log = logging.getLogger("bci.lsl")
@@ -288,7 +289,7 @@ def make_outlet(
         channels = info.desc().append_child("channels")
         for label in labels:
             channels.append_child("channel").append_child_value("label", label)
-    return pylsl.StreamOutlet(info)
+    return CountingOutlet(info)
 
 
 def make_marker_outlet(name: str) -> pylsl.StreamOutlet:

@@ -11,7 +11,8 @@ them beside the participants' data and the display's markers):
 ``bci-responses-NN`` (float32, one channel per voxel or unit, irregular)
     Every trial response of subject ``NN`` that acquire published.
 ``bci-fitness`` (float32, 1 channel, irregular)
-    Each generation's fitness values, population then references (evolve mode).
+    Each generation's fitness values, population then references (evolve mode only: a decode
+    session has no such stream).
 
 Every sample of a message carries the message's LSL time; the matching ``bci-pipeline`` entry
 (same stamp) says what the sample is. Source ids carry the session's id, so two sessions on one
@@ -55,10 +56,17 @@ class PipelineOutlets:
         Channels of ``bci-latents``.
     response_channels : mapping of int to int
         Subject -> channels of its responses (one ``bci-responses-NN`` stream each).
+    fitness : bool
+        Open ``bci-fitness`` (evolve sessions).
     """
 
     def __init__(
-        self, session_id: str, latent_dim: int, response_channels: Mapping[int, int]
+        self,
+        session_id: str,
+        latent_dim: int,
+        response_channels: Mapping[int, int],
+        *,
+        fitness: bool = True,
     ) -> None:
         def outlet(name: str, n: int, fmt: str = "float32") -> pylsl.StreamOutlet:
             return make_outlet(
@@ -74,7 +82,7 @@ class PipelineOutlets:
         self.latent_dim = int(latent_dim)
         self.pipeline = outlet(PIPELINE, 1, "string")
         self.latents = outlet("bci-latents", self.latent_dim)
-        self.fitness = outlet("bci-fitness", 1)
+        self.fitness = outlet("bci-fitness", 1) if fitness else None
         self.responses = {
             int(s): (outlet(f"bci-responses-{int(s):02d}", int(n)), int(n))
             for s, n in response_channels.items()
@@ -82,6 +90,7 @@ class PipelineOutlets:
         self.streams = [
             {"source_id": o.get_info().source_id()}
             for o in (self.pipeline, self.latents, self.fitness)
+            if o is not None
         ] + [{"source_id": o.get_info().source_id()} for o, _ in self.responses.values()]
         self.skipped: dict[str, int] = {}
 
@@ -104,7 +113,7 @@ class PipelineOutlets:
             if z.shape[1] == self.latent_dim:
                 self.latents.push_chunk(z, [stamp] * len(z))
                 return
-        elif msg.topic == FITNESS:
+        elif msg.topic == FITNESS and self.fitness is not None:
             values = np.concatenate([np.ravel(a) for a in msg.arrays]).astype(np.float32)
             self.fitness.push_chunk(values[:, None], [stamp] * len(values))
             return

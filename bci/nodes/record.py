@@ -11,12 +11,21 @@
   (``bci-session --replay``).
 
 LabRecorder runs in its own process, so recording never blocks the loop; if this node dies,
-LabRecorder sees its input close and finishes the file. A stream that does not appear in time,
-or a machine without LabRecorder, is logged and the session goes on with the bus log alone.
+LabRecorder sees its input close and finishes the file. A stream that does not appear in time is
+logged and left out. LabRecorder failing to start, or dying during the session, ends the session
+with a one-line error, unless ``[record] optional = true`` (then it is logged and the session
+goes on with the bus log alone).
+
+At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
+the pipeline, then this node, then the sources: it handles what is still arriving
+(:attr:`drain_on_stop_ms`) and lets LabRecorder pull for :data:`LABRECORDER_PULL_S` before it
+closes the file; the session's recording report then checks that the file holds every sample
+that was sent.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -24,13 +33,17 @@ import pylsl
 
 from bci.bus import Message
 from bci.io.labrecorder import LabRecorder
-from bci.nodes.base import Node
+from bci.nodes.base import Node, NodeError
 from bci.nodes.lsl_streams import find_streams, marker_query, participant_queries
 from bci.nodes.pipeline_streams import PipelineOutlets
 from bci.session.bus_log import BusLogWriter
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
+LABRECORDER_PULL_S = 1.0
+"""LabRecorder misses samples pushed less than about 0.4 s before it is told to close (measured
+in :mod:`bci.io.labrecorder`); at the end it is given this long after the bus has gone quiet
+(the sources are quiet already, their outlets still open)."""
 
 
 def next_xdf_path(folder: Path, name: str = XDF_NAME) -> Path:
@@ -47,18 +60,22 @@ class RecordNode(Node):
     name = "record"
     topics = ("",)
     poll_ms = 100.0
+    drain_on_stop_ms = 200.0
 
     def setup(self) -> None:
         self.writer = BusLogWriter(self.out / "bus")
         self.outlets: PipelineOutlets | None = None
         self.recorder: LabRecorder | None = None
+        self.xdf_path: Path | None = None
+        self.optional = bool(self.config["record"]["optional"])
         if not self.config["record"]["xdf"]:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
             return
         found = self._find_streams(self.config["acquire"]["resolve_timeout_s"])
         channels = {subject: info.channel_count() for subject, info in found if subject >= 0}
         latent_dim = load_stimulus_set(self.config["stimuli"]["path"]).latent_dim
-        self.outlets = PipelineOutlets(uuid.uuid4().hex[:8], latent_dim, channels)
+        evolve = self.config["session"]["mode"] == "evolve"
+        self.outlets = PipelineOutlets(uuid.uuid4().hex[:8], latent_dim, channels, fitness=evolve)
         streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
         path = next_xdf_path(self.out)
         self.recorder = LabRecorder(
@@ -67,9 +84,14 @@ class RecordNode(Node):
         try:
             names = self.recorder.start(timeout_s=self.config["acquire"]["resolve_timeout_s"])
         except (OSError, RuntimeError) as err:
-            self.log.error("record: no XDF recording: %s", err)
             self.recorder = None
+            if not self.optional:
+                raise NodeError(
+                    f"record: no XDF recording: {err} ([record] optional = true goes on without)"
+                ) from None
+            self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
+        self.xdf_path = path
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
 
@@ -98,21 +120,44 @@ class RecordNode(Node):
         self.writer.write(msg)
         self.count("messages")
         if self.outlets is not None:
-            self.outlets.push(msg)
+            try:
+                self.outlets.push(msg)
+            except (ValueError, TypeError, IndexError, OverflowError) as err:
+                if not self.counters.get("unstreamable"):
+                    self.log.warning("record: %r message not streamed to LSL: %s", msg.topic, err)
+                self.count("unstreamable")
 
     def tick(self) -> None:
         self.writer.maybe_flush()
+        recorder = self.recorder
+        if recorder is not None and recorder.proc is not None and recorder.proc.poll() is not None:
+            what = (
+                f"record: LabRecorder exited with code {recorder.proc.returncode} during the "
+                f"session; {recorder.path.name} ends there"
+            )
+            self.recorder = None
+            if not self.optional:
+                raise NodeError(what)
+            self.log.error("%s ([record] optional = true: the session goes on)", what)
+            self.count("labrecorder_died")
 
     def status(self) -> dict:
-        """Heartbeat payload; with LabRecorder's pid, which the supervisor waits for at the end."""
+        """Heartbeat payload; with LabRecorder's pid, which the supervisor waits for at the end,
+        and the XDF file this node records into."""
         recorder = getattr(self, "recorder", None)  # heartbeats start before setup
-        return {**super().status(), "labrecorder_pid": recorder.pid if recorder else None}
+        path = getattr(self, "xdf_path", None)
+        return {
+            **super().status(),
+            "labrecorder_pid": recorder.pid if recorder else None,
+            "xdf": path.name if path else None,
+        }
 
     def teardown(self) -> None:
         self.writer.close()
         if self.recorder is not None:
-            # LabRecorder takes seconds to close the file: let it, without holding up the stop.
-            # The supervisor waits for its pid (from the last heartbeat) before it exits.
+            # Let LabRecorder pull the last samples (ours and the stopped sources'), then let it
+            # close the file without holding up the stop: the supervisor waits for its pid.
+            time.sleep(LABRECORDER_PULL_S)
             self.recorder.finish()
         self.outlets = None
 

@@ -30,6 +30,7 @@ class RenderNode(Node):
     name = "render"
     topics = (LATENTS, GENERATIONS)
     poll_ms = 20.0
+    waits_for_subscribers = True
 
     def setup(self) -> None:
         spec = self.config["generator"]

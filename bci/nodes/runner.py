@@ -3,10 +3,17 @@
 Started by the supervisor as ``python -m bci.nodes NAME SESSION_JSON``. The session file holds
 the validated config, the session folder, and the bus endpoint of every process. The runner:
 
-* binds the node's publisher at its endpoint and connects its subscriber to every other process;
+* binds the node's publisher at its endpoint (an XPUB only when the node waits for subscribers)
+  and connects its subscriber to every other node;
+* takes ``control`` only from a second subscriber connected to the supervisor's endpoint alone
+  (the one socket only the supervisor binds): ``control`` published by anything else is ignored;
+* skips, with a count (``skipped_<topic>``) and one warning, messages that lack a meta field the
+  node needs (:attr:`~bci.nodes.base.Node.needs_meta`);
 * calls ``setup`` and then reports ``ready`` in its heartbeats (``heartbeat.<name>``);
-* runs ``start`` on the supervisor's ``control`` ``start`` message, and stops on ``stop``,
-  SIGTERM, or when its parent (the supervisor) has gone, so no node outlives a session;
+* runs ``start`` on the supervisor's ``control`` ``start`` message; on ``quiet`` stops handling
+  messages and calling ``tick`` (a source stops pushing but keeps its LSL outlets open, so the
+  recorder can pull their last samples); stops on ``stop``, SIGTERM, or when its parent (the
+  supervisor) has gone, so no node outlives a session;
 * ignores SIGINT: on Ctrl-C the supervisor stops the nodes in order.
 
 Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` (its one-line
@@ -23,8 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from bci.bus import Publisher, Subscriber
+from bci.bus import Message, Publisher, Subscriber
 from bci.nodes.base import Node, NodeError
+from bci.nodes.counting_outlet import samples_sent
 from bci.nodes.registry import node_class
 
 log = logging.getLogger("bci.nodes")
@@ -48,9 +56,10 @@ def run_node(name: str, session: dict) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
-    publisher = Publisher(endpoints[name], name=name)
-    others = [ep for other, ep in endpoints.items() if other != name]
-    subscriber = Subscriber(others, topics=[*cls.topics, "control"])
+    publisher = Publisher(endpoints[name], name=name, watch_subscriptions=cls.waits_for_subscribers)
+    others = [ep for other, ep in endpoints.items() if other not in (name, "supervisor")]
+    subscriber = Subscriber(others, topics=cls.topics)
+    control = Subscriber([endpoints["supervisor"]], topics=["control"])
     node: Node = cls(config, Path(session["out"]), publisher)
     heartbeat_s = float(config["session"]["heartbeat_s"])
     next_beat = 0.0
@@ -58,10 +67,11 @@ def run_node(name: str, session: dict) -> int:
     def beat(state: str) -> None:
         nonlocal next_beat
         bus = {"received": subscriber.stats.as_dict(), "sent": publisher.stats.as_dict()}
+        meta = {"node": name, "state": state, "pid": os.getpid(), "bus": bus}
         publisher.publish(
             f"heartbeat.{name}",
             kind="heartbeat",
-            meta={"node": name, "state": state, "pid": os.getpid(), "bus": bus, **node.status()},
+            meta={**meta, "lsl_sent": samples_sent(), **node.status()},
         )
         next_beat = time.monotonic() + heartbeat_s
 
@@ -71,18 +81,25 @@ def run_node(name: str, session: dict) -> int:
         node.setup()
         log.info("%s ready", name)
         beat("ready")
+        quiet = False
         while not flag.stop and not node.finished:
-            msg = subscriber.recv(timeout_ms=node.poll_ms)
-            if msg is not None:
-                if msg.topic == "control":
-                    command = msg.meta.get("command")
-                    if command == "start" and not node.started:
-                        node.start()
-                    elif command == "stop":
-                        break
-                else:
+            msg = subscriber.recv(
+                timeout_ms=max(node.poll_ms, QUIET_POLL_MS) if quiet else node.poll_ms
+            )
+            if msg is not None and msg.topic != "control" and not quiet:
+                if has_needed_meta(node, msg):
                     node.handle(msg)
-            node.tick()
+            command = _control_command(control, name)
+            if command == "start" and not node.started:
+                node.start()
+            elif command == "quiet":
+                quiet = True  # a source goes silent but keeps its LSL outlets open
+            elif command == "stop":
+                _drain(node, subscriber)
+                break
+            if not quiet:
+                node.tick()
+            publisher.read_subscriptions()  # bounded cost of subscription notifications
             if time.monotonic() >= next_beat:
                 beat("running" if node.started else "ready")
                 if os.getppid() != parent:
@@ -105,8 +122,82 @@ def run_node(name: str, session: dict) -> int:
         if dropped:
             log.info("%s: sequence gaps per topic: %s", name, dict(dropped))
         subscriber.close()
+        control.close()
         publisher.close()
+        # A SIGTERM from here on (the supervisor's, as this node exits on its own) must not turn
+        # a clean exit into -15 while the interpreter shuts down; SIGKILL still ends a hang.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code
+
+
+def _control_command(control: Subscriber, name: str) -> str | None:
+    """The supervisor's newest command for this node on the control socket (``stop`` wins).
+
+    A command whose meta has ``nodes`` (a list of names) is for those nodes only: the supervisor
+    stops the sources first and the record node last, so that nothing sent is left unrecorded.
+    """
+    command = None
+    while (msg := control.recv(timeout_ms=0)) is not None:
+        nodes = msg.meta.get("nodes")
+        if isinstance(nodes, list) and name not in nodes:
+            continue
+        value = msg.meta.get("command")
+        if value in _PRECEDENCE and _PRECEDENCE[value] > _PRECEDENCE.get(command, -1):
+            command = value
+    return command
+
+
+_PRECEDENCE = {"start": 0, "quiet": 1, "stop": 2}
+"""Of several commands waiting at once, the strongest is obeyed."""
+QUIET_POLL_MS = 50.0
+
+
+def _drain(node: Node, subscriber: Subscriber) -> None:
+    """Before stopping, handle what is still arriving, until ``drain_on_stop_ms`` pass without a
+    message other than a heartbeat (which never stop), or at most :data:`MAX_DRAIN_S`."""
+    if not node.drain_on_stop_ms:
+        return
+    now = time.monotonic()
+    quiet_until, give_up = now + node.drain_on_stop_ms / 1000, now + MAX_DRAIN_S
+    while (now := time.monotonic()) < min(quiet_until, give_up):
+        msg = subscriber.recv(timeout_ms=(min(quiet_until, give_up) - now) * 1000)
+        if msg is None or msg.topic == "control":
+            continue
+        if not msg.topic.startswith("heartbeat."):
+            quiet_until = time.monotonic() + node.drain_on_stop_ms / 1000
+        if has_needed_meta(node, msg):
+            node.handle(msg)
+
+
+MAX_DRAIN_S = 0.5
+
+
+def has_needed_meta(node: Node, msg: Message) -> bool:
+    """Whether ``msg`` has every meta field ``node`` needs for its topic, of the right type.
+
+    A message that lacks one is counted in ``skipped_<topic>`` (and the first of each topic is
+    logged at WARNING) instead of reaching :meth:`Node.handle`.
+    """
+    needs = node.needs_meta.get(msg.topic)
+    if not needs:
+        return True
+    for key, types in needs.items():
+        value = msg.meta.get(key)
+        if type(value) not in (types if isinstance(types, tuple) else (types,)):
+            counter = f"skipped_{msg.topic}"
+            if not node.counters.get(counter):
+                log.warning(
+                    "%s: skipped a %r message whose meta field %r is %r (further ones are only "
+                    "counted in %s)",
+                    node.name,
+                    msg.topic,
+                    key,
+                    value if value is None else type(value).__name__,
+                    counter,
+                )
+            node.count(counter)
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,11 @@
 
 Layout inside ``<session>/bus/``: ``messages.jsonl`` holds one JSON line per message (topic, kind,
 seq, lsl_time, wall_time, meta, and for each array its dtype, shape, file and byte offset); the
-array bytes are appended to ``<topic>.bin``. Both files only ever grow, and the writer flushes
-them at least every ``flush_s`` seconds, so a crash loses at most that much.
+array bytes are appended to ``<topic>.bin`` for the project's registered topics
+(:data:`bci.bus.topics.DEFAULT_POLICIES`) and to ``other.bin`` for any other topic, so a topic
+name never becomes a path and the number of open files stays bounded. Both files only ever
+grow, and the writer flushes them at least every ``flush_s`` seconds, so a crash loses at most
+that much.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from bci.bus import Message
+from bci.bus.topics import DEFAULT_POLICIES
 
 INDEX = "messages.jsonl"
+OTHER_BLOB = "other.bin"
+"""Array file of the topics that are not registered ones."""
+
+
+def blob_name(topic: str) -> str:
+    """The file (inside ``bus/``) that holds the arrays of ``topic``: never a path."""
+    return f"{topic}.bin" if topic in DEFAULT_POLICIES else OTHER_BLOB
 
 
 class BusLogWriter:
@@ -45,16 +56,17 @@ class BusLogWriter:
         self.last_flush = time.monotonic()
         self.count = 0
 
-    def _blob(self, topic: str) -> BinaryIO:
-        if topic not in self.blobs:
-            self.blobs[topic] = open(self.folder / f"{topic}.bin", "ab")  # noqa: SIM115
-        return self.blobs[topic]
+    def _blob(self, name: str) -> BinaryIO:
+        if name not in self.blobs:
+            self.blobs[name] = open(self.folder / name, "ab")  # noqa: SIM115
+        return self.blobs[name]
 
     def write(self, msg: Message) -> None:
         """Append one message."""
         arrays = []
         if msg.arrays:
-            blob = self._blob(msg.topic)
+            name = blob_name(msg.topic)
+            blob = self._blob(name)
             for array in msg.arrays:
                 offset = blob.tell()
                 blob.write(memoryview(np.ascontiguousarray(array)).cast("B"))
@@ -62,7 +74,7 @@ class BusLogWriter:
                     {
                         "dtype": array.dtype.str,
                         "shape": list(array.shape),
-                        "file": f"{msg.topic}.bin",
+                        "file": name,
                         "offset": offset,
                     }
                 )
@@ -153,6 +165,8 @@ def read_bus_log(folder: str | Path, topics: tuple[str, ...] | None = None) -> l
         arrays = []
         for spec in rec["arrays"]:
             name = spec["file"]
+            if Path(name).name != name or name in ("", ".", ".."):
+                break  # not a file of this folder
             if name not in maps:
                 maps[name] = np.memmap(folder / name, dtype=np.uint8, mode="r")
             dtype = np.dtype(spec["dtype"])

@@ -24,7 +24,12 @@ log = logging.getLogger("bci.session")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bci-session", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="bci-session",
+        description=__doc__.split("\n\n")[0].replace("``", ""),  # plain text, not RST
+        epilog="examples:\n" + __doc__.split("--------\n", 1)[1].split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--mode", choices=MODES, required=True, help="decode (HYPER) or evolve (XDream)")
     p.add_argument("--config", type=Path, help="session config (TOML)")
     p.add_argument(

@@ -127,6 +127,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "record": {
         "xdf": Key(bool, True),
+        "optional": Key(bool, False),
     },
     "display": {
         "width": Key(int, 960, positive),

@@ -53,9 +53,14 @@ def decode_report(out: str | Path, config: dict) -> dict:
             trials.get(m.meta.get("phase"), set()).add(m.meta.get("trial"))
             bad += bool(m.meta.get("bad"))
     decoded: dict[int, tuple[str, np.ndarray]] = {}
+    skipped = 0
     for m in log:
         if m.topic == "latents" and m.kind == "latent" and m.arrays:
-            decoded[int(m.meta["trial"])] = (str(m.meta["stimulus"]), np.array(m.arrays[0]))
+            trial, stimulus = m.meta.get("trial"), m.meta.get("stimulus")
+            if type(trial) is not int or type(stimulus) is not str:
+                skipped += 1  # not a decoded trial: it says neither which trial nor stimulus
+                continue
+            decoded[trial] = (stimulus, np.array(m.arrays[0]))
     latencies = [
         float(m.meta["latency_ms"])
         for m in log
@@ -67,6 +72,7 @@ def decode_report(out: str | Path, config: dict) -> dict:
     report = {
         "trials": {"train": len(trials["train"]), "test": len(trials["test"])},
         "bad_trials": bad,
+        "skipped_latents": skipped,
         "decoding": None,
         "latency_ms": _percentiles(latencies),
     }

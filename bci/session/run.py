@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bci.session.recording_report import recording_report
 from bci.session.summary import write_summary
 from bci.session.supervisor import Supervisor
 
@@ -82,6 +83,15 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
     except Exception as err:  # the summary must still be written
         log.exception("building the %s report failed", mode)
         result.errors.append(f"report failed: {type(err).__name__}: {err}")
+        result.exit_code = result.exit_code or 1
+    recording, lost = recording_report(out, config, result.statuses)
+    if recording:
+        report["recording"] = recording
+    for error in lost:
+        log.error("%s", error)
+        result.errors.append(error)
+        if not config["record"]["optional"]:
+            result.exit_code = result.exit_code or 1
     summary = write_summary(out, mode, config, result, report)
     summary["headline"] = _headline(mode, summary)
     return summary

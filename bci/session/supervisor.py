@@ -1,8 +1,9 @@
 """The supervisor: start the nodes, wait until they are ready, run, watch, stop, summarise.
 
 One supervisor runs one session. It writes the session file every node reads (config, session
-folder, bus endpoints), starts each node as its own process, and then watches three things: exit
-codes (a node that died is named, and restarted when the config lists it under
+folder, bus endpoints: private ipc:// sockets, see :mod:`bci.session.endpoints`; only the
+supervisor's carries ``control``), starts each node as its own process, and then watches three
+things: exit codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
 and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
 or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes within five
@@ -22,15 +23,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
-from bci.session.ports import free_endpoints
+from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 
 log = logging.getLogger("bci.session")
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5
+STAGE_GRACE_S = 0.5
+"""Each stage of the stop gets at least this long before SIGTERM (a SIGTERM that arrives while a
+node exits on its own, after its handler is gone, would kill it with -15)."""
+STAGE_STOP_S = 1.5
+"""Each stage of the stop gets at least this long before SIGKILL, even past ``STOP_KILL_S``."""
+RECORD_STOP_S = 3.0
+"""The record node's stage gets at least this long: it drains the bus and lets LabRecorder pull."""
 RECORDER_CLOSE_S = 15.0
 """How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
+
+SOURCES = ("simulate", "display", "replay")
+STOP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("quiet", SOURCES),
+    ("stop", ()),
+    ("stop", ("record",)),
+    ("stop", ("simulate", "replay")),
+    ("stop", ("display",)),
+)
+"""The end of a session: the sources go quiet (their outlets stay open), everything else stops
+(the empty stage), then the recorder (it gets the last samples of every open outlet), and the
+sources last, the simulator (which reads the display's markers) before the display."""
+
+
+def _staged(name: str) -> bool:
+    return name in SOURCES or name == "record"
+
 
 NODES_BY_MODE = {
     "decode": ("record", "simulate", "render", "display", "acquire", "decode"),
@@ -80,7 +105,8 @@ class Supervisor:
                 n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]
             ]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        self.endpoints = free_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.bus = session_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.endpoints = self.bus.endpoints
         self.session_file = self.out / "session.json"
         self.session_file.write_text(
             json.dumps(
@@ -116,12 +142,12 @@ class Supervisor:
                 log.info("all nodes ready; session running")
                 self._watch(watch, control, start)
         finally:
-            control.publish("control", kind="control", meta={"command": "stop"})
-            stop_all(list(self.nodes.values()), STOP_GRACE_S, STOP_KILL_S)
+            self._stop_in_order(control)
             self._drain(watch)
             self._wait_for_recorder()
             watch.close()
             control.close()
+            self.bus.remove()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.result.duration_s = time.monotonic() - start
@@ -150,6 +176,26 @@ class Supervisor:
         if msg.topic == "events" and msg.kind in ("schedule_done", "abort"):
             return msg.kind
         return None
+
+    def _stop_in_order(self, control: Publisher) -> None:
+        """End the session in :data:`STOP_ORDER`, within one stop budget.
+
+        The record node, stopped after the pipeline, receives what the others sent before they
+        exited, and LabRecorder pulls the quiet sources' last samples before their outlets go
+        (see :mod:`bci.nodes.record`); acquire's inlets close before the outlets they read.
+        """
+        start = time.monotonic()
+        for command, stage in STOP_ORDER:
+            names = [n for n in self.nodes if n in stage or (not stage and not _staged(n))]
+            if not names:
+                continue
+            control.publish("control", kind="control", meta={"command": command, "nodes": names})
+            if command == "quiet":
+                continue
+            elapsed = time.monotonic() - start
+            grace = max(STAGE_GRACE_S, STOP_GRACE_S - elapsed)
+            least = RECORD_STOP_S if "record" in names else STAGE_STOP_S
+            stop_all([self.nodes[n] for n in names], grace, max(least, STOP_KILL_S - elapsed))
 
     def _drain(self, watch: Subscriber) -> None:
         while (msg := watch.recv(timeout_ms=0)) is not None:
