@@ -43,6 +43,9 @@ def test_fit_predict_save_load(tmp_path, cohort_data):
 def test_errors(tmp_path, cohort_data):
     x, z = cohort_data
     model = fit_decoding_model([xi[:100] for xi in x], z[:100], aligner="srm", alphas=(10,))
+    again = fit_decoding_model([xi[:100] for xi in x], z[:100], aligner="srm", alphas=(10,))
+    # SRM is seeded: fitting the same calibration again (a replay) decodes the same latents
+    np.testing.assert_array_equal(model.predict({0: x[0][100]}), again.predict({0: x[0][100]}))
     with pytest.raises(
         ValueError, match="subject 1: response has 300 voxels, the model expects 260"
     ):

@@ -179,6 +179,7 @@ def fit_decoding_model(
     n_components: int | None = None,
     n_srm_features: int = 50,
     meta: dict | None = None,
+    random_state: int = 0,
 ) -> DecodingModel:
     """Fit the HYPER pipeline on calibration data.
 
@@ -198,6 +199,9 @@ def fit_decoding_model(
         Shared features for SRM.
     meta : dict | None
         Provenance stored with the model.
+    random_state : int
+        Seed of SRM's initial maps, so that fitting the same data again (a replay of the
+        session) gives the same model.
 
     Returns
     -------
@@ -218,7 +222,7 @@ def fit_decoding_model(
         fitted = (
             Hyperalignment(verbose=False)
             if aligner == "hyperalignment"
-            else SRM(n_features=n_srm_features)
+            else SRM(n_features=n_srm_features, random_state=random_state)
         )
         common = fitted.fit_transform(data)
     else:
