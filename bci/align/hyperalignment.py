@@ -344,7 +344,7 @@ class Hyperalignment(MultiSubjectAligner):
                 [x @ p + o for x, p, o in zip(xs, projections, offsets, strict=True)], axis=0
             )
             centre = mapped_mean.mean(axis=0)  # = the template's mean
-            _, _, vh = _svd(mapped_mean - centre)
+            _, _, vh = np.linalg.svd(mapped_mean - centre, full_matrices=False)  # as PyMVPA
             components = np.ascontiguousarray(vh[: self.output_dim].T)
             # PyMVPA's final projection centres on the mean of the first data it maps (the mapped
             # training data when those are mapped first); here always on the training mean.
