@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 ARRAY_KEY = "__array__"
+CHECKPOINT = "evolve/checkpoint"
+"""Where an evolve session keeps its checkpoint, relative to the session folder."""
 
 
 def _split(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:

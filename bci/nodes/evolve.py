@@ -45,13 +45,12 @@ from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
 from bci.evolve import from_state_dict, make_optimizer
 from bci.evolve.base import Optimizer
-from bci.evolve.checkpoint import load_checkpoint, save_checkpoint
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
 
 NOT_SHOWN_S = 30.0
 """A generation the display has not shown this long after its block's length is given up."""
-CHECKPOINT = "evolve/checkpoint"
 """Checkpoint name inside the session folder (``.json`` and ``.npz`` are added)."""
 
 

@@ -9,8 +9,9 @@ the validated config, the session folder, and the bus endpoint of every process.
   SIGTERM, or when its parent (the supervisor) has gone, so no node outlives a session;
 * ignores SIGINT: on Ctrl-C the supervisor stops the nodes in order.
 
-Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` (its one-line
-message is logged), 2 after any other exception (with its traceback in the node's log).
+Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` or an LSL
+``StreamError`` (its one-line message is logged), 2 after any other exception (with its
+traceback in the node's log).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
 from bci.nodes.base import Node, NodeError
+from bci.nodes.lsl_streams import StreamError
 from bci.nodes.registry import node_class
 
 log = logging.getLogger("bci.nodes")
@@ -88,7 +90,7 @@ def run_node(name: str, session: dict) -> int:
                 if os.getppid() != parent:
                     log.error("%s: the supervisor is gone; stopping", name)
                     break
-    except NodeError as err:
+    except (NodeError, StreamError) as err:
         log.error("%s", err)
         code = 1
     except Exception:

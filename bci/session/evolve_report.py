@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.evolve.checkpoint import load_checkpoint
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 from bci.figures import plot_fitness, plot_image_grid
 from bci.generators import load
-from bci.nodes.evolve import CHECKPOINT
 
 
 def _number(x: float) -> float | None:
