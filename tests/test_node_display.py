@@ -22,8 +22,8 @@ from harness import NodeProcess
 from pylsl import StreamInlet, local_clock, resolve_byprop
 
 from bci.bus import Publisher, Subscriber
+from bci.lsl.markers import decode_marker
 from bci.nodes.display import DisplayNode
-from bci.nodes.markers import decode_marker
 from bci.nodes.screen import FIXATION, PARTICIPANT_BG, Screen
 from bci.session.config import validate_config
 from bci.stimulus_set import make_stimulus_set, save_stimulus_set

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from pylsl import local_clock
 
-from bci.nodes.lsl_streams import make_marker_outlet, make_outlet, participant_queries
-from bci.nodes.markers import encode_marker
+from bci.lsl.markers import encode_marker
+from bci.lsl.streams import make_marker_outlet, make_outlet, participant_queries
 from bci.nodes.simulate import simulated_streams
 from bci.session.config import validate_config
 from bci.sim import SimulatedCohort

@@ -26,9 +26,9 @@ from session_helpers import (
 )
 
 from bci.bus import Publisher
+from bci.bus.log import read_bus_log
 from bci.evolve import from_state_dict
 from bci.evolve.checkpoint import load_checkpoint
-from bci.session.bus_log import read_bus_log
 from bci.session.config import validate_config
 
 pytestmark = pytest.mark.slow

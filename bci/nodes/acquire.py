@@ -33,8 +33,8 @@ import pylsl
 from pylsl import local_clock
 from pylsl.util import LostError
 
-from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import (
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import (
     DATA_PROCESSING,
     MARKER_PROCESSING,
     StreamQuery,
@@ -45,7 +45,7 @@ from bci.nodes.lsl_streams import (
     pull_volumes,
     resolve_all,
 )
-from bci.nodes.markers import decode_marker
+from bci.nodes.base import Node, NodeError
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
 
 LATE_MARKER_S = 5.0

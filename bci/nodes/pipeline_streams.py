@@ -29,7 +29,7 @@ import pylsl
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 
 log = logging.getLogger("bci.record")
 

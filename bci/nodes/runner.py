@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
+from bci.lsl.streams import StreamError
 from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import StreamError
 from bci.nodes.registry import node_class
 
 log = logging.getLogger("bci.nodes")

@@ -25,8 +25,8 @@ from pylsl import local_clock
 from bci.bus import Message
 from bci.bus.topics import IMAGES
 from bci.generators import load
-from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import (
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import (
     MARKER_PROCESSING,
     make_outlet,
     marker_query,
@@ -35,7 +35,7 @@ from bci.nodes.lsl_streams import (
     pull_markers,
     resolve,
 )
-from bci.nodes.markers import decode_marker
+from bci.nodes.base import Node, NodeError
 from bci.sim.neurons import InSilicoPopulation
 
 PENDING_MARKER_S = 1.0

@@ -24,7 +24,7 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from bci.nodes.markers import MARKER_STREAM_TYPE
+from bci.lsl.markers import MARKER_STREAM_TYPE
 
 log = logging.getLogger("bci.lsl")
 
