@@ -69,7 +69,7 @@ def test_bci_train_cli(tmp_path, cohort_data, capsys):
     split = np.array(["train"] * 200 + ["test"] * 60)
     data = save_dataset(tmp_path / "calib.npz", x, z, split, meta={"note": "sim"})
     out = tmp_path / "m.npz"
-    assert bci_train([str(data), "--out", str(out), "--alphas", "1", "100", "-q"]) == 0
+    assert bci_train([str(data), "--out", str(out), "--alphas", "1", "100"]) == 0
     assert "200 trials x 2 subjects (300, 260 voxels) -> 8-d latents" in capsys.readouterr().out
     model = load_decoding_model(out)
     assert model.meta["n_trials"] == 200 and model.meta["note"] == "sim"

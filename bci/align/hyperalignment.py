@@ -29,7 +29,7 @@ from bci.align.procrustes import (
     output_dtype,
 )
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 
 def check_datasets(datasets: object, owner: str) -> list[np.ndarray]:

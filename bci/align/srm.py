@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from bci.align.hyperalignment import MultiSubjectAligner, check_datasets
 from bci.align.procrustes import _svd
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 _PERTURBATION = 1e-3  # BrainIAK adds this on the diagonal of X_i^T S before the SVD
 

@@ -26,7 +26,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from bci.lsl.markers import MARKER_STREAM_TYPE
 
-log = logging.getLogger("bci.lsl")
+log = logging.getLogger(__name__)
 
 DATA_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
 """Post-processing of data inlets (see the module docstring for why not ``proc_dejitter``)."""

@@ -28,7 +28,7 @@ baseline) times the stream's bin rate, i.e. the evoked firing rate in spikes/s, 
 response, or ``response_timeout_s`` after the display has shown it, with NaN for what is
 missing (logged); the optimisers leave NaN out of selection.
 
-Checkpoints: after every generation, ``evolve/checkpoint.{json,npz}`` in the session folder
+Checkpoints: after every generation, ``evolve/checkpoint.npz`` in the session folder
 holds the optimiser's state and the history; a node started on a folder that has one continues
 from the next generation (``bci-session --mode evolve --resume SESSION_DIR``).
 """

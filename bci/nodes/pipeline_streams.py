@@ -31,7 +31,7 @@ from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
 from bci.lsl.streams import make_outlet
 
-log = logging.getLogger("bci.record")
+log = logging.getLogger(__name__)
 
 PIPELINE = "bci-pipeline"
 DERIVED_PREFIXES = ("bci-pipeline", "bci-latents", "bci-responses-", "bci-fitness")

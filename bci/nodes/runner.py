@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
+from bci.logs import setup_logging
 from bci.lsl.streams import StreamError
 from bci.nodes.base import Node, NodeError
 from bci.nodes.registry import node_class
 
-log = logging.getLogger("bci.nodes")
+log = logging.getLogger(__name__)
 
 
 class _StopFlag:
@@ -118,11 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bci.nodes NAME SESSION_JSON", file=sys.stderr)
         return 2
     name, session_file = argv
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    setup_logging(quiet=logging.INFO)  # stderr is the node's log file in the session folder
     session = json.loads(Path(session_file).read_text())
     return run_node(name, session)

@@ -1,6 +1,6 @@
 """What an evolve session leaves behind: fitness per generation, the best images, the numbers.
 
-Everything comes from the evolve node's checkpoint (``evolve/checkpoint.*``), which holds the
+Everything comes from the evolve node's checkpoint (``evolve/checkpoint.npz``), which holds the
 whole history, across resumed runs too; so the report can be rebuilt offline from any session
 folder with :func:`evolve_report`.
 """

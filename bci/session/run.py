@@ -8,7 +8,7 @@ from pathlib import Path
 from bci.session.summary import write_summary
 from bci.session.supervisor import Supervisor
 
-log = logging.getLogger("bci.session")
+log = logging.getLogger(__name__)
 
 
 def _headline(mode: str, summary: dict) -> list[str]:
