@@ -257,7 +257,7 @@ def test_stimuli_that_never_arrive_stop_the_node_with_a_one_line_error(tmp_path)
         render.close()
     assert code == 1, node.log()
     expected = (
-        "ERROR bci.nodes: display: only 2 of 5 stimulus images arrived within "
+        "ERROR bci.nodes.runner: display: only 2 of 5 stimulus images arrived within "
         "ready_timeout_s = 1 s (first missing: face-0002)"
     )
     assert any(line.endswith(expected) for line in node.log().splitlines()), node.log()
