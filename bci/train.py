@@ -22,8 +22,9 @@ import numpy as np
 
 from bci.decode.model import fit_decoding_model
 from bci.io import load_dataset, load_seed_data
+from bci.logs import add_verbosity_argument, setup_logging
 
-log = logging.getLogger("bci.train")
+log = logging.getLogger(__name__)
 
 
 def read_training_data(paths: list[Path]) -> tuple[list[np.ndarray], np.ndarray, dict]:
@@ -65,17 +66,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="ridge penalties to choose from",
     )
     p.add_argument("--n-components", type=int, default=0, help="PCA components (0: no PCA)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    add_verbosity_argument(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bci-train``."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.verbose)
     start = time.monotonic()
     try:
         for path in args.data:

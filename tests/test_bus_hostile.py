@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bci.bus import Message, Publisher, Subscriber
+from bci.bus.log import BusLogWriter, blob_name, read_bus_log
 from bci.bus.message import REJECT_REASONS, SCHEMA_VERSION, BusMessageError, decode, encode
 from bci.bus.publisher import MAX_SUBSCRIPTION_PREFIXES
 from bci.bus.subscriber import MAX_COUNTED_TOPICS
 from bci.bus.topics import check_topic
 from bci.nodes.decode import DecodeNode
 from bci.nodes.runner import has_needed_meta
-from bci.session.bus_log import BusLogWriter, blob_name, read_bus_log
 from bci.session.config import validate_config
 from bci.session.endpoints import session_endpoints
 

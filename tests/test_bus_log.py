@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bci.bus import Message
-from bci.session.bus_log import BusLogWriter, read_bus_log
+from bci.bus.log import BusLogWriter, read_bus_log
 
 
 def test_round_trip_and_truncated_tail(tmp_path):

@@ -43,6 +43,9 @@ def test_fit_predict_save_load(tmp_path, cohort_data):
 def test_errors(tmp_path, cohort_data):
     x, z = cohort_data
     model = fit_decoding_model([xi[:100] for xi in x], z[:100], aligner="srm", alphas=(10,))
+    again = fit_decoding_model([xi[:100] for xi in x], z[:100], aligner="srm", alphas=(10,))
+    # SRM is seeded: fitting the same calibration again (a replay) decodes the same latents
+    np.testing.assert_array_equal(model.predict({0: x[0][100]}), again.predict({0: x[0][100]}))
     with pytest.raises(
         ValueError, match="subject 1: response has 300 voxels, the model expects 260"
     ):
@@ -66,7 +69,7 @@ def test_bci_train_cli(tmp_path, cohort_data, capsys):
     split = np.array(["train"] * 200 + ["test"] * 60)
     data = save_dataset(tmp_path / "calib.npz", x, z, split, meta={"note": "sim"})
     out = tmp_path / "m.npz"
-    assert bci_train([str(data), "--out", str(out), "--alphas", "1", "100", "-q"]) == 0
+    assert bci_train([str(data), "--out", str(out), "--alphas", "1", "100"]) == 0
     assert "200 trials x 2 subjects (300, 260 voxels) -> 8-d latents" in capsys.readouterr().out
     model = load_decoding_model(out)
     assert model.meta["n_trials"] == 200 and model.meta["note"] == "sim"

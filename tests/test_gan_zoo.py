@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import bci.generators
-from bci.generators.pggan import PGGAN
+from bci.generators.gan_zoo import load_gan_zoo
 
 LATENT, DEPTHS = 8, (16, 16, 8)  # depthScale0, then depthOtherScales: 16x16 images
 
@@ -78,7 +78,7 @@ def z() -> torch.Tensor:
 
 
 def _render(path, z):
-    model = PGGAN.from_gan_zoo(path).eval()
+    model = load_gan_zoo(path).eval()
     with torch.no_grad():
         return model(z).double()
 
@@ -92,7 +92,7 @@ def test_netg_checkpoint_matches_zoo_forward(tmp_path, z):
     state = _gnet_state(0)
     path = tmp_path / "pgan.pth"
     torch.save({"config": _config(), "netG": state, "netD": {}}, path)
-    model = PGGAN.from_gan_zoo(path)
+    model = load_gan_zoo(path)
     assert (model.latent_dim, model.channels, model.image_size) == (LATENT, DEPTHS, 16)
     torch.testing.assert_close(_render(path, z), _zoo_forward(state, z), rtol=1e-4, atol=1e-5)
 
@@ -145,24 +145,24 @@ def test_errors(tmp_path):
     path = tmp_path / "pgan.pth"
     path.write_bytes(b"certainly not a checkpoint")
     with pytest.raises(ValueError, match=re.escape(f"{path} is not a torch checkpoint (")):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
     torch.save({"weights": {}}, path)
     message = f"{path} is not a pytorch_GAN_zoo checkpoint (no 'netG' or 'avgG')"
     with pytest.raises(ValueError, match=_exact(message)):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
     state = _gnet_state(0)
     del state["scaleLayers.1.1.module.weight"]
     torch.save({"netG": state}, path)
     message = f"{path}: missing tensor 'scaleLayers.1.1.module.weight'"
     with pytest.raises(ValueError, match=_exact(message)):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
     state = _gnet_state(0)
     state["toRGBLayers.2.module.weight"] = torch.zeros(1, 8, 1, 1)
     torch.save({"netG": state}, path)
     message = f"{path}: tensor 'toRGBLayers.2.module.weight' has shape (1, 8, 1, 1), "
     message += "expected (3, 8, 1, 1)"
     with pytest.raises(ValueError, match=_exact(message)):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
 
 
 def test_unsupported_config(tmp_path, z):
@@ -172,7 +172,7 @@ def test_unsupported_config(tmp_path, z):
     message = f"{path}: perChannelNormalization=False is not supported "
     message += "(the zoo's own GNet.forward needs the normalization layer)"
     with pytest.raises(ValueError, match=_exact(message)):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
     torch.save({"config": _config(alpha=0.5), "netG": state}, path)
     with pytest.warns(UserWarning, match=re.escape("alpha=0.5 ignored; rendering the last scale")):
         torch.testing.assert_close(_render(path, z), _zoo_forward(state, z), rtol=1e-4, atol=1e-5)
@@ -182,7 +182,7 @@ def test_unsafe_pickles_are_refused(tmp_path):
     path = tmp_path / "pgan.pth"
     torch.save({"netG": _gnet_state(0), "config": np.dtype("float32")}, path)
     with pytest.raises(ValueError, match=re.escape(f"{path}: checkpoint pickles ")):
-        PGGAN.from_gan_zoo(path)
+        load_gan_zoo(path)
 
 
 def test_load_spec(tmp_path, z):

@@ -132,7 +132,7 @@ def test_zscore_statistics_are_learned_at_fit_and_applied_to_new_data(sim: dict)
     assert Hyperalignment(verbose=False).fit(sim["train"]).means_ is None
 
 
-def test_output_dim_keeps_the_top_template_directions(sim: dict) -> None:
+def test_output_dim_keeps_the_top_directions_of_the_mean_mapped_data(sim: dict) -> None:
     ha = Hyperalignment(output_dim=sim["k"], verbose=False).fit(sim["train"])
     assert ha.template_.shape == (sim["n_train"], sim["k"])
     assert ha.components_.shape == (56, sim["k"])
@@ -297,8 +297,13 @@ def _dense_procrustes(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     return xs @ (s.sum() * ny / nx * t) + tgt.mean(0)
 
 
-def _reference_hyperalignment(ds: list[np.ndarray], alpha: float) -> list[np.ndarray]:
-    """PyMVPA's three levels (defaults, zscore_all=True) spelled out densely, training data only."""
+def _reference_hyperalignment(
+    ds: list[np.ndarray], alpha: float, output_dim: int | None = None
+) -> list[np.ndarray]:
+    """PyMVPA's three levels (defaults, zscore_all=True) spelled out densely, training data only.
+
+    With ``output_dim``, PyMVPA 2.6.5's last step: the SVD of the subjects' mean mapped data.
+    """
     ds = [_zs(d) for d in ds]
     if alpha < 1:
         regs = []
@@ -319,14 +324,32 @@ def _reference_hyperalignment(ds: list[np.ndarray], alpha: float) -> list[np.nda
         loo = _zs((common * len(ds) - mapped[i]) / (len(ds) - 1))
         mapped[i] = _zs(_dense_procrustes(ds[i], loo))
     common = _zs(np.mean(mapped, 0))
-    return [_dense_procrustes(d, common) for d in ds]
+    final = [_dense_procrustes(d, common) for d in ds]
+    if output_dim is None:
+        return final
+    mean = np.mean(final, 0)
+    _, _, vh = np.linalg.svd(mean - mean.mean(0), full_matrices=False)
+    return [(f - mean.mean(0)) @ vh[:output_dim].T for f in final]
 
 
-@pytest.mark.parametrize(("n", "alpha"), [(80, 1.0), (15, 1.0), (15, 0.4), (80, 0.4)])
-def test_matches_a_literal_dense_statement_of_pymvpa(n: int, alpha: float) -> None:
+@pytest.mark.parametrize(
+    ("n", "alpha", "output_dim"),
+    [
+        (80, 1.0, None),
+        (15, 1.0, None),
+        (15, 0.4, None),
+        (80, 0.4, None),
+        (80, 1.0, 7),
+        (15, 0.4, 4),
+    ],
+)
+def test_matches_a_literal_dense_statement_of_pymvpa(
+    n: int, alpha: float, output_dim: int | None
+) -> None:
     rng = np.random.default_rng(11)
     ds = [rng.standard_normal((n, p)) * rng.uniform(0.5, 2, p) + 3.0 for p in (20, 30, 25)]
-    expected = _reference_hyperalignment(ds, alpha)
-    ours = Hyperalignment(alpha=alpha, zscore_all=True, verbose=False).fit(ds).transform(ds)
+    expected = _reference_hyperalignment(ds, alpha, output_dim)
+    ha = Hyperalignment(alpha=alpha, zscore_all=True, output_dim=output_dim)
+    ours = ha.fit(ds).transform(ds)
     for a, b in zip(ours, expected, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-9, rtol=0)

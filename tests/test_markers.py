@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bci.nodes.markers import decode_marker, encode_marker
+from bci.lsl.markers import decode_marker, encode_marker
 
 
 def test_round_trip():

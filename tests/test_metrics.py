@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import skimage.metrics as skm
 
 from bci.metrics import (
     identification_accuracy,
@@ -86,7 +87,6 @@ def test_ssim_by_hand():
 
 
 def test_ssim_matches_skimage():
-    skm = pytest.importorskip("skimage.metrics")
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, size=(3, 32, 24, 3), dtype=np.uint8)
     noise = rng.integers(-60, 60, size=a.shape)

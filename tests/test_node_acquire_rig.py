@@ -17,8 +17,8 @@ import pylsl
 import pytest
 from pylsl import local_clock
 
-from bci.nodes.lsl_streams import make_marker_outlet, make_outlet
-from bci.nodes.markers import encode_marker
+from bci.lsl.markers import encode_marker
+from bci.lsl.streams import make_marker_outlet, make_outlet
 from bci.session.config import validate_config
 from bci.sim.array import BroadbandSynth
 from tests.harness import NodeProcess

@@ -22,8 +22,8 @@ from harness import NodeProcess
 from pylsl import StreamInlet, local_clock, resolve_byprop
 
 from bci.bus import Publisher, Subscriber
+from bci.lsl.markers import decode_marker
 from bci.nodes.display import DisplayNode
-from bci.nodes.markers import decode_marker
 from bci.nodes.screen import FIXATION, PARTICIPANT_BG, Screen
 from bci.session.config import validate_config
 from bci.stimulus_set import make_stimulus_set, save_stimulus_set
@@ -257,7 +257,7 @@ def test_stimuli_that_never_arrive_stop_the_node_with_a_one_line_error(tmp_path)
         render.close()
     assert code == 1, node.log()
     expected = (
-        "ERROR bci.nodes: display: only 2 of 5 stimulus images arrived within "
+        "ERROR bci.nodes.runner: display: only 2 of 5 stimulus images arrived within "
         "ready_timeout_s = 1 s (first missing: face-0002)"
     )
     assert any(line.endswith(expected) for line in node.log().splitlines()), node.log()

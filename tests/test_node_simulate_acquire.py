@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from pylsl import local_clock
 
-from bci.nodes.lsl_streams import make_marker_outlet, make_outlet, participant_queries
-from bci.nodes.markers import encode_marker
+from bci.lsl.markers import encode_marker
+from bci.lsl.streams import make_marker_outlet, make_outlet, participant_queries
 from bci.nodes.simulate import simulated_streams
 from bci.session.config import validate_config
 from bci.sim import SimulatedCohort
@@ -204,7 +204,7 @@ def test_stream_that_never_appears_exits_1_with_one_line(uid, lab):
     assert acq.proc.wait(30.0) == 1
     expected = f"no LSL stream with name='ghost-{uid}' type='fMRI' appeared within 1.0 s"
     errors = [line for line in acq.log().splitlines() if " ERROR " in line]
-    assert errors == [errors[0]] and errors[0].endswith(f"ERROR bci.nodes: {expected}")
+    assert errors == [errors[0]] and errors[0].endswith(f"ERROR bci.nodes.runner: {expected}")
     assert "Traceback" not in acq.log()
 
 
@@ -271,7 +271,7 @@ def test_wrong_channel_count_participant_is_left_out(uid, lab):
     acq = lab.start("acquire", config, ["responses"])
     wait_running(acq)
     expected = (
-        f"ERROR bci.acquire: stream name='{names[2]}' type='fMRI' has 12 channels, "
+        f"ERROR bci.nodes.acquire: stream name='{names[2]}' type='fMRI' has 12 channels, "
         "expected 16; subject 2 is left out"
     )
     assert expected in acq.log()

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.linalg import orthogonal_procrustes
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
@@ -55,6 +56,24 @@ def test_without_scaling_the_projection_is_orthogonal() -> None:
     np.testing.assert_allclose(pro.projection_, rot, atol=1e-10)
     np.testing.assert_allclose(pro.scale_, 3.0, rtol=1e-12)  # estimated but not applied
     np.testing.assert_allclose(pro.transform(x), (x - x.mean(0)) @ rot + y.mean(0), atol=1e-10)
+
+
+@pytest.mark.parametrize("svd", ["full", "dual"])
+@pytest.mark.parametrize("demean", [False, True])
+def test_full_rank_case_matches_scipy_orthogonal_procrustes(svd: str, demean: bool) -> None:
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((60, 7)) + 2.0
+    y = x @ _orthogonal(rng, 7) + 0.8 * rng.standard_normal((60, 7)) - 1.0  # noisy: no exact fit
+    xc, yc = (x - x.mean(0), y - y.mean(0)) if demean else (x, y)
+    rot, sv_sum = orthogonal_procrustes(xc, yc)
+    pro = Procrustes(scaling=False, demean=demean, svd=svd).fit(x, y)
+    np.testing.assert_allclose(pro.projection_, rot, atol=1e-12)
+    # scipy's scale is the singular-value sum of X^T Y; the least-squares scale divides by |X|^2
+    np.testing.assert_allclose(pro.scale_, sv_sum / np.linalg.norm(xc) ** 2, rtol=1e-12)
+    scaled = Procrustes(demean=demean, svd=svd).fit(x, y)
+    np.testing.assert_allclose(scaled.projection_, pro.scale_ * rot, atol=1e-12)
+    offset = y.mean(0) - x.mean(0) @ rot if demean else 0.0
+    np.testing.assert_allclose(pro.transform(x), x @ rot + offset, atol=1e-12)
 
 
 def test_reflection_false_gives_a_proper_rotation() -> None:

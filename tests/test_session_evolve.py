@@ -7,7 +7,6 @@ the evolve node breeding the next generation, all on a real ZeroMQ bus.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -26,9 +25,9 @@ from session_helpers import (
 )
 
 from bci.bus import Publisher
+from bci.bus.log import read_bus_log
 from bci.evolve import from_state_dict
 from bci.evolve.checkpoint import load_checkpoint
-from bci.session.bus_log import read_bus_log
 from bci.session.config import validate_config
 
 pytestmark = pytest.mark.slow
@@ -101,7 +100,7 @@ def test_evolve_session_drives_the_unit_harder(finished_session):
 
 def test_evolve_session_folder_has_figures_checkpoint_and_no_orphans(finished_session):
     _, out = finished_session
-    for name in ("fitness.png", "best.png", "evolve/checkpoint.json", "evolve/checkpoint.npz"):
+    for name in ("fitness.png", "best.png", "evolve/checkpoint.npz"):
         assert (out / name).stat().st_size > 1000, name
     history = load_checkpoint(out / "evolve" / "checkpoint")["history"]
     assert [h["generation"] for h in history] == list(range(10))
@@ -116,11 +115,11 @@ def test_resumed_session_continues_from_the_saved_generation(tmp_path):
     config = evolve_config(tmp_path, generations=6)
     out = tmp_path / "session"
     first = start_session(config, out, mode="evolve")
-    checkpoint = out / "evolve" / "checkpoint.json"
+    checkpoint = out / "evolve" / "checkpoint.npz"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and first.poll() is None:
-            if checkpoint.is_file() and len(json.loads(checkpoint.read_text())["history"]) >= 2:
+            if checkpoint.is_file() and len(load_checkpoint(checkpoint)["history"]) >= 2:
                 break
             time.sleep(0.05)
         first.send_signal(signal.SIGINT)
@@ -225,7 +224,7 @@ def test_killed_unit_source_stops_the_session_with_its_name(tmp_path):
     out = tmp_path / "session"
     proc = start_session(config, out, mode="evolve")
     try:
-        checkpoint = out / "evolve" / "checkpoint.json"
+        checkpoint = out / "evolve" / "checkpoint.npz"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not checkpoint.is_file():
             time.sleep(0.05)

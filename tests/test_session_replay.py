@@ -25,9 +25,9 @@ from session_helpers import (
     write_config,
 )
 
+from bci.bus.log import read_bus_log
 from bci.io import read_recording, to_mne
-from bci.nodes.markers import decode_marker
-from bci.session.bus_log import read_bus_log
+from bci.lsl.markers import decode_marker
 
 pytestmark = pytest.mark.slow
 

@@ -61,13 +61,17 @@ def test_recovers_the_shared_response(data: dict) -> None:
 
 
 def test_maps_are_orthonormal_and_objective_decreases(data: dict) -> None:
-    srm = SRM(n_features=data["k"], n_iter=5, random_state=1, verbose=False).fit(data["train"])
+    srm = SRM(n_features=data["k"], n_iter=5, random_state=1, compute_objective=True)
+    srm.fit(data["train"])
     for w, p in zip(srm.w_, [30, 40, 50], strict=True):
         assert w.shape == (p, data["k"])
         np.testing.assert_allclose(w.T @ w, np.eye(data["k"]), atol=1e-10)
     assert srm.objective_.shape == (6,)
     assert np.all(np.diff(srm.objective_) <= 1e-9 * srm.objective_[0])
     assert srm.projections_ is srm.w_
+    quiet = SRM(n_features=data["k"], n_iter=5, random_state=1).fit(data["train"])
+    assert quiet.objective_ is None  # not computed unless asked; the model is the same
+    np.testing.assert_array_equal(quiet.s_, srm.s_)
 
 
 def test_transform_one_matches_transform_and_is_deterministic(data: dict) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import pylsl
 from pylsl import local_clock
 
-from bci.nodes.lsl_streams import StreamQuery, make_outlet, open_inlet, pull_volumes, resolve
+from bci.lsl.streams import StreamQuery, make_outlet, open_inlet, pull_volumes, resolve
 from bci.nodes.spike_input import BroadbandReader, StreamSettings, WarnOnce
 
 FS, CHUNK = 30000, 300

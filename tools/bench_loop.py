@@ -64,7 +64,7 @@ def run_session(config: Path, out: Path, n_test: int) -> dict:
 
 def live_stages(out: Path) -> dict[str, np.ndarray]:
     """Per test trial, the loop's stage times (ms) from the session's bus log."""
-    from bci.session.bus_log import read_bus_log
+    from bci.bus.log import read_bus_log
 
     responses: dict[int, float] = {}
     latents, images, flips = {}, {}, {}
@@ -93,10 +93,10 @@ def in_process_stages(out: Path, config: dict) -> dict[str, np.ndarray]:
     import pygame
     import torch
 
+    from bci.bus.log import read_bus_log
     from bci.decode.model import load_decoding_model
     from bci.generators import load
     from bci.nodes.screen import Screen, open_window
-    from bci.session.bus_log import read_bus_log
 
     gen_cfg = config["generator"]
     if gen_cfg["cpu_threads"]:

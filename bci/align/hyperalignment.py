@@ -3,7 +3,9 @@
 Level 1 aligns every subject in turn to a running template that starts as the reference subject and
 is updated as ``combiner1 * aligned + (1 - combiner1) * template``. Level 2 (``level2_niter``
 passes) re-aligns each subject to the leave-one-out mean of the level-1/2 aligned data. Level 3
-fits each subject's final Procrustes transform to the final (z-scored) template.
+fits each subject's final Procrustes transform to the final (z-scored) template. With
+``output_dim`` set, the level-3-mapped training data are averaged over subjects and the top
+right-singular vectors of that (centred) mean become the output axes, as in PyMVPA 2.6.5.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from bci.align.procrustes import (
     output_dtype,
 )
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 
 def check_datasets(datasets: object, owner: str) -> list[np.ndarray]:
@@ -192,13 +194,14 @@ class Hyperalignment(MultiSubjectAligner):
     combiner1 : float, default 0.5
         Level-1 update weight: ``template = combiner1 * aligned + (1 - combiner1) * template``.
     output_dim : int or None, default None
-        Keep only the top ``output_dim`` principal directions of the final template
-        (Haxby et al. 2011); None keeps all k = n_voxels[ref] dimensions.
+        Keep only the top ``output_dim`` principal directions of the subjects' mean level-3-mapped
+        training data (PyMVPA 2.6.5's SVD step; Haxby et al. 2011); None keeps all
+        k = n_voxels[ref] dimensions.
     scaling, reflection : bool, default True
         Passed to each Procrustes fit (see :class:`bci.align.Procrustes`).
     svd : {"auto", "dual", "full"}, default "auto"
         Procrustes solver.
-    verbose : bool, default True
+    verbose : bool, default False
         Show a progress bar.
 
     Attributes
@@ -217,9 +220,11 @@ class Hyperalignment(MultiSubjectAligner):
     scales_ : numpy.ndarray
         (n_subjects,) level-3 Procrustes scales.
     template_ : numpy.ndarray
-        (n_samples, k) final common-space template.
+        (n_samples, k) final common-space template (projected onto ``components_`` when
+        ``output_dim`` is set).
     components_ : numpy.ndarray or None
-        (n_voxels[ref], output_dim) principal directions kept, or None.
+        (n_voxels[ref], output_dim) principal directions of the mean mapped training data that
+        are kept, or None.
     training_residuals_ : numpy.ndarray
         (1 + level2_niter, n_subjects) Frobenius distance between each aligned subject and the
         template it was aligned to, per level (PyMVPA's ``training_residual_errors``).
@@ -250,7 +255,7 @@ class Hyperalignment(MultiSubjectAligner):
         scaling: bool = True,
         reflection: bool = True,
         svd: SvdMode = "auto",
-        verbose: bool = True,
+        verbose: bool = False,
     ) -> None:
         self.alpha = alpha
         self.level2_niter = level2_niter
@@ -334,12 +339,18 @@ class Hyperalignment(MultiSubjectAligner):
         projections = [f[0] for f in final]
         offsets = [f[1] for f in final]
         components = None
-        if self.output_dim is not None:
-            _, _, vh = _svd(template - template.mean(axis=0))
+        if self.output_dim is not None:  # PyMVPA: SVDMapper on the mean of the mapped data
+            mapped_mean = np.mean(
+                [x @ p + o for x, p, o in zip(xs, projections, offsets, strict=True)], axis=0
+            )
+            centre = mapped_mean.mean(axis=0)  # = the template's mean
+            _, _, vh = np.linalg.svd(mapped_mean - centre, full_matrices=False)  # as PyMVPA
             components = np.ascontiguousarray(vh[: self.output_dim].T)
-            template = template @ components
+            # PyMVPA's final projection centres on the mean of the first data it maps (the mapped
+            # training data when those are mapped first); here always on the training mean.
+            template = (template - centre) @ components
             projections = [p @ components for p in projections]
-            offsets = [o @ components for o in offsets]
+            offsets = [(o - centre) @ components for o in offsets]
         if reg is not None:  # fold the regulariser in: z @ W @ P = z @ (V diag(w) (V^T P))
             projections = [
                 basis @ (w[:, None] * (basis.T @ p))

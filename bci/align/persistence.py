@@ -20,8 +20,9 @@ import numpy as np
 from bci.align.hyperalignment import Hyperalignment
 from bci.align.procrustes import Procrustes
 from bci.align.srm import SRM
+from bci.archive import check_format, json_entry, read_json_entry, read_npz, write_npz
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 FORMAT = "bci.align"
 FORMAT_VERSION = 1
@@ -98,36 +99,21 @@ def save_aligner(aligner: Aligner, path: str | os.PathLike[str]) -> Path:
         "params": params,
         "attrs": attrs,
     }
-    arrays[_META_KEY] = np.array(json.dumps(meta))
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays[_META_KEY] = json_entry(meta)
+    path = write_npz(path, arrays)
     logger.info("saved %s to %s", name, path)
     return path
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # np.load would try anything else as a pickle
-            raise ValueError("not an .npz archive")
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+    arrays = read_npz(path)
     if _META_KEY not in arrays:
         raise ValueError("no metadata entry (not an aligner file)")
-    meta = json.loads(str(arrays.pop(_META_KEY)))
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json_entry(arrays, _META_KEY)
+    del arrays[_META_KEY]
+    if not isinstance(meta, dict):
         raise ValueError("metadata does not describe a bci.align file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"unsupported format version {meta.get('format_version')!r} "
-            f"(this code reads {FORMAT_VERSION})"
-        )
+    check_format(meta.get("format"), meta.get("format_version"), FORMAT, FORMAT_VERSION)
     return meta, arrays
 
 

@@ -29,7 +29,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 SvdMode = Literal["auto", "dual", "full"]
 SVD_MODES = ("auto", "dual", "full")

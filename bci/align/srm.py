@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from bci.align.hyperalignment import MultiSubjectAligner, check_datasets
 from bci.align.procrustes import _svd
 
-logger = logging.getLogger("bci.align")
+logger = logging.getLogger(__name__)
 
 _PERTURBATION = 1e-3  # BrainIAK adds this on the diagonal of X_i^T S before the SVD
 
@@ -33,8 +33,12 @@ class SRM(MultiSubjectAligner):
     n_iter : int, default 10
         Number of block-coordinate-descent iterations.
     random_state : int, numpy.random.RandomState or None, default None
-        Seed for the random orthonormal initial ``W_i``.
-    verbose : bool, default True
+        Seed for the random orthonormal initial ``W_i``; an int seeds them as BrainIAK's
+        ``rand_seed`` does, so both give the same model.
+    compute_objective : bool, default False
+        Record the objective before and after each iteration in ``objective_`` (costs one
+        reconstruction of every subject's data per iteration).
+    verbose : bool, default False
         Show a progress bar.
 
     Attributes
@@ -45,9 +49,9 @@ class SRM(MultiSubjectAligner):
         Per-subject (n_voxels_i, k) maps with orthonormal columns (also ``projections_``).
     s_ : numpy.ndarray
         (n_samples, k) shared response of the training data.
-    objective_ : numpy.ndarray
+    objective_ : numpy.ndarray or None
         (n_iter + 1,) objective ``sum_i ||X_i - S W_i^T||^2 / (2 n)`` before and after each
-        iteration.
+        iteration, or None unless ``compute_objective``.
     """
 
     _persisted_attrs = ("n_voxels_", "w_", "s_", "objective_")
@@ -57,11 +61,13 @@ class SRM(MultiSubjectAligner):
         n_features: int = 50,
         n_iter: int = 10,
         random_state: int | np.random.RandomState | None = None,
-        verbose: bool = True,
+        compute_objective: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.n_features = n_features
         self.n_iter = n_iter
         self.random_state = random_state
+        self.compute_objective = compute_objective
         self.verbose = verbose
 
     @property
@@ -99,21 +105,14 @@ class SRM(MultiSubjectAligner):
             )
 
         rng = check_random_state(self.random_state)
-        seeds = [rng.randint(2**31 - 1) for _ in xs]
+        seeds = [rng.randint(2**32, dtype=np.int64) for _ in xs]
         w = [
             np.linalg.qr(np.random.RandomState(s).random_sample((p, k)))[0]
             for s, p in zip(seeds, n_vox, strict=True)
         ]
         s = _shared(xs, w)
-        objective = [_objective(xs, w, s)]
-        logger.info(
-            "SRM: %d subjects, %d samples, voxels %s, k=%d; objective %.6g",
-            len(xs),
-            n,
-            n_vox,
-            k,
-            objective[0],
-        )
+        objective = [_objective(xs, w, s)] if self.compute_objective else None
+        logger.info("SRM: %d subjects, %d samples, voxels %s, k=%d", len(xs), n, n_vox, k)
         for it in tqdm(range(self.n_iter), desc="SRM", unit="iter", disable=not self.verbose):
             for i, x in enumerate(xs):
                 a = x.T @ s
@@ -121,14 +120,15 @@ class SRM(MultiSubjectAligner):
                 u, _, vh = _svd(a)
                 w[i] = u @ vh
             s = _shared(xs, w)
-            objective.append(_objective(xs, w, s))
-            logger.debug("SRM iteration %d: objective %.6g", it + 1, objective[-1])
+            if objective is not None:
+                objective.append(_objective(xs, w, s))
+                logger.debug("SRM iteration %d: objective %.6g", it + 1, objective[-1])
 
         self.n_voxels_ = n_vox
         self.w_ = w
         self.s_ = s
-        self.objective_ = np.asarray(objective)
-        logger.info("SRM done: objective %.6g", objective[-1])
+        self.objective_ = None if objective is None else np.asarray(objective)
+        logger.info("SRM done after %d iterations", self.n_iter)
         return self
 
     def _subject_affine(

@@ -53,7 +53,7 @@ import pylsl
 from bci.bridge.folder import POLL_S, SETTLE_S, FolderWatcher, ReadyVolume
 from bci.bridge.motion_outlet import MotionOutlet
 from bci.bridge.volumes import Mask, VolumeError, load_mask
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 
 PROG = "bci-scanner-bridge"
 STREAM_TYPE = "fMRI"

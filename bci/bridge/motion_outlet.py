@@ -16,7 +16,7 @@ import pylsl
 
 from bci.bridge.motion import PARAMETER_LABELS, MotionCorrector
 from bci.bridge.volumes import Volume
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 
 MOTION_TYPE = "Motion"
 CHANNELS = (*PARAMETER_LABELS, "fd_mm")

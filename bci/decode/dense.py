@@ -60,7 +60,7 @@ class DenseDecoder(RegressorMixin, BaseEstimator):
         Training device; None picks CUDA when available, else CPU.
     random_state : int, RandomState or None, default=None
         Seeds the weight initialisation and the batch shuffling.
-    verbose : bool, default=True
+    verbose : bool, default=False
         Show a tqdm progress bar over epochs.
 
     Attributes
@@ -84,7 +84,7 @@ class DenseDecoder(RegressorMixin, BaseEstimator):
         batch_size: int = 30,
         device: str | torch.device | None = None,
         random_state: int | np.random.RandomState | None = None,
-        verbose: bool = True,
+        verbose: bool = False,
     ) -> None:
         self.epochs = epochs
         self.lr = lr

@@ -10,11 +10,7 @@ reads back.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +19,10 @@ import numpy as np
 
 from bci.align import SRM, Hyperalignment
 from bci.align.persistence import aligner_from_arrays, aligner_to_arrays
+from bci.archive import READ_ERRORS, check_format, json_entry, read_json_entry, read_npz, write_npz
 from bci.decode.ridge import RidgeDecoder
 
-log = logging.getLogger("bci.decode")
+log = logging.getLogger(__name__)
 
 FORMAT = "bci.decoding-model"
 FORMAT_VERSION = 1
@@ -120,18 +117,8 @@ class DecodingModel:
             "meta": self.meta,
             "aligner": type(self.aligner).__name__ if self.aligner is not None else None,
         }
-        arrays["__model__"] = np.array(json.dumps(meta, default=float))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        arrays["__model__"] = json_entry(meta, default=float)
+        return write_npz(path, arrays)
 
 
 def load_decoding_model(path: str | Path) -> DecodingModel:
@@ -140,19 +127,18 @@ def load_decoding_model(path: str | Path) -> DecodingModel:
     if not path.is_file():
         raise FileNotFoundError(f"decoding model not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        meta = json.loads(str(arrays.pop("__model__")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        arrays = read_npz(path)
+        meta = read_json_entry(arrays, "__model__")
+        del arrays["__model__"]
+        if not isinstance(meta, dict):
+            raise ValueError("'__model__' is not a JSON object")
+    except (*READ_ERRORS, ValueError, KeyError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"{path} is not a readable decoding model ({first})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a decoding model (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has decoding model version {meta.get('version')}, "
-            f"this bci reads {FORMAT_VERSION}"
-        )
+    try:
+        check_format(meta.get("format"), meta.get("version"), FORMAT, FORMAT_VERSION)
+    except ValueError as err:
+        raise ValueError(f"{path} {err}") from None
     decoder = RidgeDecoder(**meta["ridge_params"])
     for attr in _RIDGE_ATTRS:
         if f"ridge/{attr}" in arrays:
@@ -179,6 +165,7 @@ def fit_decoding_model(
     n_components: int | None = None,
     n_srm_features: int = 50,
     meta: dict | None = None,
+    random_state: int = 0,
 ) -> DecodingModel:
     """Fit the HYPER pipeline on calibration data.
 
@@ -198,6 +185,9 @@ def fit_decoding_model(
         Shared features for SRM.
     meta : dict | None
         Provenance stored with the model.
+    random_state : int
+        Seed of SRM's initial maps, so that fitting the same data again (a replay of the
+        session) gives the same model.
 
     Returns
     -------
@@ -218,7 +208,7 @@ def fit_decoding_model(
         fitted = (
             Hyperalignment(verbose=False)
             if aligner == "hyperalignment"
-            else SRM(n_features=n_srm_features)
+            else SRM(n_features=n_srm_features, random_state=random_state)
         )
         common = fitted.fit_transform(data)
     else:

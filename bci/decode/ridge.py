@@ -139,7 +139,7 @@ def loo_ridge(
         Negative mean squared LOO error at the selected alpha (per target, or pooled).
     """
     alphas = _check_alphas(alphas)
-    xc = np.array(x, dtype=np.float64, copy=True if copy else None)
+    xc = np.array(x, dtype=np.float64) if copy else np.asarray(x, dtype=np.float64)
     yc = np.array(y, dtype=np.float64)
     if xc.ndim != 2 or yc.ndim != 2 or len(xc) != len(yc):
         raise ValueError(f"x and y must be 2-D with equal rows, got {xc.shape} and {yc.shape}")

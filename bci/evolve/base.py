@@ -40,7 +40,7 @@ __all__ = [
     "rng_to_state",
 ]
 
-logger = logging.getLogger("bci.evolve")
+logger = logging.getLogger(__name__)
 
 SeedLike = int | np.integer | np.random.Generator | None
 

@@ -1,22 +1,27 @@
 """Checkpoints of an evolve session: the optimiser's state and the history, without pickle.
 
-A checkpoint is two files side by side, written together after every generation:
-``NAME.json`` (everything but arrays, with each array replaced by ``{"__array__": key}``) and
-``NAME.npz`` (the arrays, ``allow_pickle=False``). Both are written to temporary files first and
-moved into place, the arrays first, so a crash leaves the previous checkpoint readable. A resumed
-session loads the newest one and continues from the generation after it.
+A checkpoint is one file, ``NAME.npz``, written atomically after every generation (see
+:mod:`bci.archive`): the arrays, and under ``__checkpoint__`` a JSON document with the format,
+its version and everything but the arrays, each array replaced by ``{"__array__": key}``. A crash
+leaves the previous checkpoint whole. A resumed session loads the newest one and continues from
+the generation after it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bci.archive import READ_ERRORS, check_format, json_entry, read_json_entry, read_npz, write_npz
+
 ARRAY_KEY = "__array__"
+CHECKPOINT = "evolve/checkpoint"
+"""Where an evolve session keeps its checkpoint, relative to the session folder."""
+FORMAT = "bci.evolve-checkpoint"
+FORMAT_VERSION = 1
+_JSON_KEY = "__checkpoint__"
 
 
 def _split(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
@@ -45,7 +50,7 @@ def _join(value: Any, arrays: Any) -> Any:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (JSON-able values and numpy arrays, nested) as ``path``.json + .npz.
+    """Write ``state`` (JSON-able values and numpy arrays, nested) as ``path``.npz, atomically.
 
     Parameters
     ----------
@@ -54,17 +59,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     state : dict
         What to save.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     tree = _split(state, arrays, "")
-    npz, meta = path.with_suffix(".npz"), path.with_suffix(".json")
-    tmp_npz = npz.with_name(npz.stem + ".tmp.npz")
-    tmp_meta = meta.with_name(meta.stem + ".tmp.json")
-    np.savez(tmp_npz, **arrays)
-    tmp_meta.write_text(json.dumps(tree, allow_nan=True))
-    os.replace(tmp_npz, npz)
-    os.replace(tmp_meta, meta)
+    arrays[_JSON_KEY] = json_entry({"format": FORMAT, "version": FORMAT_VERSION, "state": tree})
+    write_npz(Path(path).with_suffix(".npz"), arrays)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -75,18 +73,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     FileNotFoundError
         No checkpoint at ``path``.
     ValueError
-        The files are damaged or do not belong together (one line naming the file).
+        The file is damaged, is not a checkpoint or has another version (one line naming it).
     """
-    path = Path(path)
-    npz, meta = path.with_suffix(".npz"), path.with_suffix(".json")
-    if not meta.is_file() or not npz.is_file():
-        raise FileNotFoundError(f"no evolve checkpoint at {meta} (+ .npz)")
+    npz = Path(path).with_suffix(".npz")
+    if not npz.is_file():
+        raise FileNotFoundError(f"no evolve checkpoint at {npz}")
     try:
-        tree = json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta} is not a readable checkpoint ({err})") from None
-    try:
-        with np.load(npz, allow_pickle=False) as arrays:
-            return _join(tree, arrays)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{npz} does not match {meta.name} ({err})") from None
+        arrays = read_npz(npz)
+        doc = read_json_entry(arrays, _JSON_KEY)
+        if not isinstance(doc, dict):
+            raise ValueError(f"entry {_JSON_KEY!r} is not a JSON object")
+        check_format(doc.get("format"), doc.get("version"), FORMAT, FORMAT_VERSION)
+        return _join(doc["state"], arrays)
+    except (*READ_ERRORS, ValueError, KeyError) as err:
+        raise ValueError(f"{npz} is not a readable evolve checkpoint: {err}") from None

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+PROBE = "evolve/probe.json"
+"""The probe block's result inside the session folder (``unit = "best"``)."""
 METRIC = "t of the evoked rate over the probe trials (mean / standard error)"
 
 

@@ -25,9 +25,9 @@ def _pggan_mxnet(path: str) -> torch.nn.Module:
 
 
 def _pggan_zoo(path: str) -> torch.nn.Module:
-    from bci.generators.pggan import PGGAN
+    from bci.generators.gan_zoo import load_gan_zoo
 
-    return PGGAN.from_gan_zoo(path)
+    return load_gan_zoo(path)
 
 
 def _dcgan(path: str) -> torch.nn.Module:

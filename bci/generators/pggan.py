@@ -8,7 +8,7 @@ Layer for layer (seed ``000``, MXNet ``Generator``)::
     -> 1x1 conv to RGB (no tanh, no clamp)                                          = layer n+1
 
 Weights load from the notebook's MXNet ``generator.params`` (:meth:`PGGAN.from_mxnet`) and from
-pytorch_GAN_zoo PGAN checkpoints (:meth:`PGGAN.from_gan_zoo`, see :mod:`bci.generators.gan_zoo`).
+pytorch_GAN_zoo PGAN checkpoints (:func:`bci.generators.gan_zoo.load_gan_zoo`, built on this one).
 """
 
 from __future__ import annotations
@@ -281,13 +281,6 @@ class PGGAN(nn.Module):
         return cls.from_tensors(
             tensors, names, source, "channel", latent_dim=dense.shape[1], channels=channels
         )
-
-    @classmethod
-    def from_gan_zoo(cls, path: str | PathLike[str]) -> PGGAN:
-        """Load a pytorch_GAN_zoo PGAN checkpoint (:func:`bci.generators.gan_zoo.load_gan_zoo`)."""
-        from bci.generators.gan_zoo import load_gan_zoo
-
-        return load_gan_zoo(path)
 
     def to_mxnet(self, path: str | PathLike[str], style: str = "index") -> None:
         """Save the weights as the seed notebook's MXNet ``generator.params``.

@@ -18,12 +18,12 @@ key                 content
 from __future__ import annotations
 
 import json
-import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from bci.archive import READ_ERRORS, check_format, read_npz, write_npz
 
 __all__ = ["FORMAT_VERSION", "DecodingDataset", "load_dataset", "save_dataset"]
 
@@ -148,15 +148,7 @@ def save_dataset(
         "meta": np.array(meta_json),
     }
     arrays.update({f"responses_{i}": r for i, r in enumerate(responses)})
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_npz(path, arrays)
 
 
 def _scalar(data, key: str, path: Path):
@@ -185,32 +177,30 @@ def load_dataset(path: str | Path) -> DecodingDataset:
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            for key in _REQUIRED:
-                if key not in keys:
-                    raise ValueError(f"dataset file {path} is missing key '{key}'")
-            if _scalar(data, "format", path) != _MAGIC:
-                raise ValueError(f"{path} is not a bci dataset file")
-            version = int(_scalar(data, "version", path))
-            if version != FORMAT_VERSION:
-                raise ValueError(
-                    f"dataset file {path} has format version {version}; "
-                    f"this bci reads version {FORMAT_VERSION}"
-                )
-            n_subjects = int(_scalar(data, "n_subjects", path))
-            resp_keys = [f"responses_{i}" for i in range(n_subjects)]
-            for key in resp_keys:
-                if key not in keys:
-                    raise ValueError(f"dataset file {path} is missing key '{key}'")
-            responses = [data[k] for k in resp_keys]
-            latents, split = data["latents"], data["split"]
-            meta = json.loads(_scalar(data, "meta", path))
-            if not isinstance(meta, dict):
-                raise ValueError(f"corrupt dataset file {path}: 'meta' is not a JSON object")
+        data = read_npz(path)
+        for key in _REQUIRED:
+            if key not in data:
+                raise ValueError(f"dataset file {path} is missing key '{key}'")
+        if _scalar(data, "format", path) != _MAGIC:
+            raise ValueError(f"{path} is not a bci dataset file")
+        version = int(_scalar(data, "version", path))
+        try:
+            check_format(_MAGIC, version, _MAGIC, FORMAT_VERSION)
+        except ValueError as exc:
+            raise ValueError(f"dataset file {path} {exc}") from None
+        n_subjects = int(_scalar(data, "n_subjects", path))
+        resp_keys = [f"responses_{i}" for i in range(n_subjects)]
+        for key in resp_keys:
+            if key not in data:
+                raise ValueError(f"dataset file {path} is missing key '{key}'")
+        responses = [data[k] for k in resp_keys]
+        latents, split = data["latents"], data["split"]
+        meta = json.loads(_scalar(data, "meta", path))
+        if not isinstance(meta, dict):
+            raise ValueError(f"corrupt dataset file {path}: 'meta' is not a JSON object")
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError) as exc:
+    except (*READ_ERRORS, json.JSONDecodeError) as exc:
         raise ValueError(f"corrupt dataset file {path}: {exc}") from None
     except ValueError as exc:
         msg = str(exc)

@@ -38,8 +38,8 @@ import pylsl
 from pylsl import local_clock
 from pylsl.util import LostError
 
-from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import (
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import (
     DATA_PROCESSING,
     MARKER_PROCESSING,
     StreamQuery,
@@ -50,7 +50,7 @@ from bci.nodes.lsl_streams import (
     pull_volumes,
     resolve_all,
 )
-from bci.nodes.markers import decode_marker
+from bci.nodes.base import Node, NodeError
 from bci.nodes.spike_input import SpikeReader, SpikeStreamError, open_spike_reader, stream_settings
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
 

@@ -64,7 +64,7 @@ class Node:
         self.config = config
         self.out = Path(out)
         self.publisher = publisher
-        self.log = logging.getLogger(f"bci.{self.name}")
+        self.log = logging.getLogger(f"bci.nodes.{self.name}")
         self.started = False
         self.finished = False
         self.counters: dict[str, int] = {}

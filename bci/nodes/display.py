@@ -9,7 +9,7 @@ Data flow
     ``arrays=[uint8 (H, W, 3)]``, ``meta={"trial", "stimulus", "arrival_lsl", ...}``: drawn at once
     beside its stimulus in the experimenter's panel, and flipped without waiting for a frame.
 LSL marker stream ``[acquire] marker_stream`` (type ``Markers``, one string channel)
-    A JSON marker (:mod:`bci.nodes.markers`) for every flip: ``phase``, ``stimulus``, ``blank``,
+    A JSON marker (:mod:`bci.lsl.markers`) for every flip: ``phase``, ``stimulus``, ``blank``,
     ``reconstruction``, stamped with :func:`pylsl.local_clock` read right after the flip.
     (Flips that only refresh text, the "waiting" message or the panel's status lines, are not
     marked.)
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pygame
-from pylsl import IRREGULAR_RATE, StreamInfo, StreamOutlet, local_clock
+from pylsl import StreamOutlet, local_clock
 
 from bci.bus import Message, Publisher
 from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
+from bci.lsl.markers import encode_marker
+from bci.lsl.streams import make_marker_outlet
 from bci.nodes.base import Node, NodeError
-from bci.nodes.counting_outlet import CountingOutlet
-from bci.nodes.markers import MARKER_STREAM_TYPE, encode_marker
 from bci.nodes.schedule import Schedule, ScheduledEvent
 from bci.nodes.screen import Screen, open_window
 from bci.stimulus_set import load_stimulus_set
@@ -134,18 +134,7 @@ class DisplayNode(Node):
         self.outlet = self._open_outlet()
 
     def _open_outlet(self) -> StreamOutlet:
-        stream = self.config["acquire"]["marker_stream"]
-        info = StreamInfo(
-            stream,
-            MARKER_STREAM_TYPE,
-            1,
-            IRREGULAR_RATE,
-            "string",
-            f"bci-markers-{self.name}",
-        )
-        info.desc().append_child_value("format", "json")
-        info.desc().append_child_value("node", self.name)
-        return CountingOutlet(info)  # counts what it pushes, for the recording check
+        return make_marker_outlet(self.config["acquire"]["marker_stream"], self.name)
 
     def start(self) -> None:
         """The session has started: wait for the stimuli, then run the schedule."""

@@ -37,7 +37,7 @@ A generation is told once every image has a response, or ``response_timeout_s`` 
 display has shown it, with NaN for what is missing (logged); the optimisers leave NaN out of
 selection.
 
-Checkpoints: after every generation, ``evolve/checkpoint.{json,npz}`` in the session folder
+Checkpoints: after every generation, ``evolve/checkpoint.npz`` in the session folder
 holds the optimiser's state and the history; a node started on a folder that has one continues
 from the next generation (``bci-session --mode evolve --resume SESSION_DIR``).
 """
@@ -55,17 +55,13 @@ from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
 from bci.evolve import from_state_dict, make_optimizer
 from bci.evolve.base import Optimizer
-from bci.evolve.checkpoint import load_checkpoint, save_checkpoint
-from bci.evolve.site_choice import probe_scores, site_fitness, target_sites
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from bci.evolve.site_choice import PROBE, probe_scores, site_fitness, target_sites
 from bci.nodes.base import Node, NodeError
 from bci.stimulus_set import load_stimulus_set
 
 NOT_SHOWN_S = 30.0
 """A generation the display has not shown this long after its block's length is given up."""
-CHECKPOINT = "evolve/checkpoint"
-"""Checkpoint name inside the session folder (``.json`` and ``.npz`` are added)."""
-PROBE = "evolve/probe.json"
-"""The probe block's result inside the session folder (``unit = "best"``)."""
 PROBE_GENERATION = -1
 """The generation number of the probe block's message."""
 

@@ -30,9 +30,9 @@ import pylsl
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 
-log = logging.getLogger("bci.record")
+log = logging.getLogger(__name__)
 
 PIPELINE = "bci-pipeline"
 DERIVED_PREFIXES = ("bci-pipeline", "bci-latents", "bci-responses-", "bci-fitness")

@@ -1,7 +1,7 @@
 """The record node: the session into its folder, as a bus log and as one XDF file.
 
 * Every bus message except heartbeats goes to the session's bus log (``bus/``, flushed at least
-  every half second; see :mod:`bci.session.bus_log`).
+  every half second; see :mod:`bci.bus.log`).
 * At set-up the node finds the session's LSL streams (the participants' data and the display's
   markers), opens the pipeline's derived streams (:mod:`bci.nodes.pipeline_streams`) and starts
   LabRecorder on all of them (:mod:`bci.io.labrecorder`) into ``recording.xdf``; it reports
@@ -32,11 +32,11 @@ from pathlib import Path
 import pylsl
 
 from bci.bus import Message
+from bci.bus.log import BusLogWriter
 from bci.io.labrecorder import LabRecorder
+from bci.lsl.streams import find_streams, marker_query, participant_queries
 from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import find_streams, marker_query, participant_queries
 from bci.nodes.pipeline_streams import PipelineOutlets
-from bci.session.bus_log import BusLogWriter
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"

@@ -28,9 +28,9 @@ from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, LATENTS
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import StreamQuery, marker_query, participant_queries
 from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import StreamQuery, marker_query, participant_queries
-from bci.nodes.markers import decode_marker
 from bci.nodes.pipeline_streams import is_derived
 from bci.replay import ReplayPlayer
 

@@ -16,8 +16,9 @@ the validated config, the session folder, and the bus endpoint of every process.
   supervisor) has gone, so no node outlives a session;
 * ignores SIGINT: on Ctrl-C the supervisor stops the nodes in order.
 
-Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` (its one-line
-message is logged), 2 after any other exception (with its traceback in the node's log).
+Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` or an LSL
+``StreamError`` (its one-line message is logged), 2 after any other exception (with its
+traceback in the node's log).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import time
 from pathlib import Path
 
 from bci.bus import Message, Publisher, Subscriber
+from bci.logs import setup_logging
+from bci.lsl.counting_outlet import samples_sent
+from bci.lsl.streams import StreamError
 from bci.nodes.base import Node, NodeError
-from bci.nodes.counting_outlet import samples_sent
 from bci.nodes.registry import node_class
 
-log = logging.getLogger("bci.nodes")
+log = logging.getLogger(__name__)
 
 
 class _StopFlag:
@@ -105,7 +108,7 @@ def run_node(name: str, session: dict) -> int:
                 if os.getppid() != parent:
                     log.error("%s: the supervisor is gone; stopping", name)
                     break
-    except NodeError as err:
+    except (NodeError, StreamError) as err:
         log.error("%s", err)
         code = 1
     except Exception:
@@ -207,11 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bci.nodes NAME SESSION_JSON", file=sys.stderr)
         return 2
     name, session_file = argv
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    setup_logging(quiet=logging.INFO)  # stderr is the node's log file in the session folder
     session = json.loads(Path(session_file).read_text())
     return run_node(name, session)

@@ -34,7 +34,7 @@ _SDL_RENDERER_PRESENTVSYNC = 0x4
 _SDL_HINT_OVERRIDE = 2
 HEADLESS_DRIVERS = ("dummy", "offscreen")
 
-log = logging.getLogger("bci.display")
+log = logging.getLogger(__name__)
 
 
 # -- layout ----------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from pylsl import local_clock
 
-from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import (
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import (
     MARKER_PROCESSING,
     SIM_PREFIX,
     StreamQuery,
@@ -42,7 +42,7 @@ from bci.nodes.lsl_streams import (
     pull_markers,
     resolve,
 )
-from bci.nodes.markers import decode_marker
+from bci.nodes.base import Node, NodeError
 from bci.sim import BoldStream, SimulatedCohort, event_response
 from bci.stimulus_set import load_stimulus_set
 

@@ -32,8 +32,8 @@ from pylsl import local_clock
 from bci.bus import Message
 from bci.bus.topics import IMAGES
 from bci.generators import load
-from bci.nodes.base import Node, NodeError
-from bci.nodes.lsl_streams import (
+from bci.lsl.markers import decode_marker
+from bci.lsl.streams import (
     MARKER_PROCESSING,
     marker_query,
     open_inlet,
@@ -41,7 +41,7 @@ from bci.nodes.lsl_streams import (
     pull_markers,
     resolve,
 )
-from bci.nodes.markers import decode_marker
+from bci.nodes.base import Node, NodeError
 from bci.nodes.spike_input import stream_settings
 from bci.nodes.unit_outputs import BroadbandOutput, CountsOutput, EventsOutput
 from bci.sim.array import array_units

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from bci.lsl.streams import pull_volumes
 from bci.nodes.base import NodeError
-from bci.nodes.lsl_streams import pull_volumes
 from bci.spikes import BandPass, SpikeBinner, ThresholdDetector, parse_event_samples
 
 KINDS = ("counts", "events", "broadband")

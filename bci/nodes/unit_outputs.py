@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 from bci.sim.array import ArrayUnits, BroadbandSynth, spikes_in_bins
 
 INT16_UV = 0.25

@@ -40,7 +40,7 @@ import pylsl
 
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording
-from bci.nodes.lsl_streams import make_outlet
+from bci.lsl.streams import make_outlet
 
 __all__ = ["BLOCK", "ReplayPlayer"]
 

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from bci.logs import add_verbosity_argument, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
 from bci.session.schema import ConfigError
 
-log = logging.getLogger("bci.session")
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="stop after this many seconds (default: when the schedule is done)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_verbosity_argument(p)
     return p.parse_args(argv)
 
 
@@ -104,11 +105,7 @@ def session_config(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bci-session``; returns the process exit code."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    setup_logging(args.verbose)
     try:
         config = session_config(args)
     except ConfigError as err:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from bci import metrics
+from bci.bus.log import read_bus_log
 from bci.figures import plot_latency, plot_reconstructions
 from bci.generators import load
-from bci.session.bus_log import read_bus_log
 from bci.stimulus_set import load_stimulus_set
 
 

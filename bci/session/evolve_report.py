@@ -1,6 +1,6 @@
 """What an evolve session leaves behind: fitness per generation, the best images, the numbers.
 
-Everything comes from the evolve node's checkpoint (``evolve/checkpoint.*``), which holds the
+Everything comes from the evolve node's checkpoint (``evolve/checkpoint.npz``), which holds the
 whole history, across resumed runs too; so the report can be rebuilt offline from any session
 folder with :func:`evolve_report`.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.evolve.checkpoint import load_checkpoint
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
+from bci.evolve.site_choice import PROBE
 from bci.figures import plot_fitness, plot_image_grid, plot_probe
 from bci.generators import load
-from bci.nodes.evolve import CHECKPOINT, PROBE
 
 
 def target_report(out: Path, config: dict) -> dict:

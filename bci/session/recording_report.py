@@ -1,6 +1,6 @@
 """Did the recording keep every sample? (``summary["recording"]``).
 
-Every LSL outlet of a session counts the samples it pushes (:mod:`bci.nodes.counting_outlet`) and
+Every LSL outlet of a session counts the samples it pushes (:mod:`bci.lsl.counting_outlet`) and
 reports them in its node's heartbeats; the record node reports the XDF file it records into.
 After the session this report reads the file and compares, stream by stream, the samples sent
 with the samples recorded. A stream with fewer samples in the file than were sent, a recording

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.evolve.checkpoint import load_checkpoint
-from bci.nodes.evolve import CHECKPOINT
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 
 DECODED = "decoded_latents.npz"
 

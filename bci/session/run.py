@@ -9,7 +9,7 @@ from bci.session.recording_report import recording_report
 from bci.session.summary import write_summary
 from bci.session.supervisor import Supervisor
 
-log = logging.getLogger("bci.session")
+log = logging.getLogger(__name__)
 
 
 def _headline(mode: str, summary: dict) -> list[str]:

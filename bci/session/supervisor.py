@@ -26,7 +26,7 @@ from bci.bus import Publisher, Subscriber
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 
-log = logging.getLogger("bci.session")
+log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 2.5
 STOP_KILL_S = 4.5

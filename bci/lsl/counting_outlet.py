@@ -1,6 +1,6 @@
 """LSL outlets that count the samples they push, so a session can check its recording.
 
-Every outlet a node makes (:func:`bci.nodes.lsl_streams.make_outlet`, the display's marker
+Every outlet a node makes (:func:`bci.lsl.streams.make_outlet`, the display's marker
 outlet) is a :class:`CountingOutlet`. The runner sends :func:`samples_sent` in each heartbeat;
 at the end of a session the recording report compares those counts, stream by stream, with the
 samples the XDF file holds (:mod:`bci.session.recording_report`).

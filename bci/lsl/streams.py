@@ -24,11 +24,10 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from bci.nodes.base import NodeError
-from bci.nodes.counting_outlet import CountingOutlet
-from bci.nodes.markers import MARKER_STREAM_TYPE
+from bci.lsl.counting_outlet import CountingOutlet
+from bci.lsl.markers import MARKER_STREAM_TYPE
 
-log = logging.getLogger("bci.lsl")
+log = logging.getLogger(__name__)
 
 DATA_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
 """Post-processing of data inlets (see the module docstring for why not ``proc_dejitter``)."""
@@ -41,7 +40,11 @@ MIN_RESOLVE_S = 0.5
 """Each stream gets at least this long to answer, even when the shared deadline has passed."""
 
 
-class StreamNotFoundError(NodeError):
+class StreamError(RuntimeError):
+    """An LSL stream could not be found or opened; the message names it in one line."""
+
+
+class StreamNotFoundError(StreamError):
     """An LSL stream did not appear in time; the message names it in one line."""
 
 
@@ -211,7 +214,7 @@ def open_inlet(
         inlet.open_stream(timeout_s)
         inlet.time_correction(timeout_s)  # the first query blocks; keep it out of the loop
     except (LslTimeoutError, LostError):
-        raise NodeError(
+        raise StreamError(
             f"LSL stream {info.name()!r} (source_id={info.source_id()!r}) was found but did not "
             f"answer within {timeout_s} s"
         ) from None
@@ -292,9 +295,22 @@ def make_outlet(
     return CountingOutlet(info)
 
 
-def make_marker_outlet(name: str) -> pylsl.StreamOutlet:
-    """The display's marker outlet: type ``Markers``, one string channel, irregular rate."""
-    source_id = f"bci-markers-{name}"
+def make_marker_outlet(name: str, node: str = "display") -> pylsl.StreamOutlet:
+    """The display's marker outlet: type ``Markers``, one string channel of JSON, irregular rate.
+
+    Parameters
+    ----------
+    name : str
+        Stream name (``[acquire] marker_stream``).
+    node : str
+        Name of the node that sends the markers; the source id is ``bci-markers-<node>``.
+    """
     return make_outlet(
-        name, MARKER_STREAM_TYPE, 1, pylsl.IRREGULAR_RATE, source_id, channel_format="string"
+        name,
+        MARKER_STREAM_TYPE,
+        1,
+        pylsl.IRREGULAR_RATE,
+        f"bci-markers-{node}",
+        desc={"format": "json", "node": node},
+        channel_format="string",
     )
