@@ -441,7 +441,7 @@ class DisplayNode(Node):
             self.run_state = "between"
             self.next_request_at = local_clock()
             self.log.info(
-                "all %d stimuli buffered %.2f s after start; the runs begin",
+                "all %d stimuli buffered %.2f s after start; schedule begins (run 1 is asked for)",
                 need,
                 self.next_request_at - self.start_time,
             )

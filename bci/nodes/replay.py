@@ -41,6 +41,9 @@ from bci.replay import ReplayPlayer
 
 IDLE_S = 10.0
 """After the last sample, the session ends when the pipeline has been quiet this long (wall s)."""
+SETTLE_S = 1.0
+"""The session ends no sooner than this after the last push (wall s), so that acquire has
+pulled every sample before it stops and the summary's lost-sample count is true."""
 
 
 def matches(stream: RecordedStream, query: StreamQuery) -> bool:
@@ -118,7 +121,7 @@ class ReplayNode(Node):
         self.answers = 0
         self.done = False
         self.fitting = False
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_push = time.monotonic()
         self.counters.update({"samples": 0, "answers": 0})
         self.log.info(
             "replay: %s at speed %g: %s; %d samples over %.1f s of recording; expecting %d answers",
@@ -186,7 +189,7 @@ class ReplayNode(Node):
         pushed = self.player.push_due()
         if pushed:
             self.count("samples", pushed)
-            self.last_activity = time.monotonic()
+            self.last_activity = self.last_push = time.monotonic()
         if not self.player.done:
             next_due = self.player.next_due
             if next_due is not None:
@@ -194,6 +197,8 @@ class ReplayNode(Node):
             return
         self.poll_ms = 20.0
         idle = 0.0 if self.fitting else time.monotonic() - self.last_activity
+        if time.monotonic() - self.last_push < SETTLE_S:
+            return
         if self.answers >= self.expected or idle > IDLE_S:
             self.done = True
             self.event(

@@ -92,8 +92,13 @@ class RunTracker:
 
     # -- the runs --------------------------------------------------------------------------------
     def _inferred_starts(self) -> list[tuple[float, str]]:
-        """Run starts found in the volumes and the phase markers (no run markers)."""
-        times = np.sort(np.concatenate([np.asarray(v) for v in self.volumes.values()] or [[]]))
+        """Run starts found in the volumes and the phase markers (no run markers).
+
+        The pauses are looked for in one participant's volumes (the one with the most), since
+        two streams' stamps interleave closely.
+        """
+        longest = max(self.volumes.values(), key=len, default=[])
+        times = np.sort(np.asarray(longest, dtype=float))
         starts: list[float] = []
         if times.size:
             starts.append(float(times[0]))
