@@ -157,26 +157,28 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
         render.publish("events", kind="model_ready", meta={"node": "decode"})
 
         n = N_TRAIN + N_TEST
-        markers = pull_markers(inlet, 2 * n + 2, timeout_s=20.0)
+        markers = pull_markers(inlet, 2 * n + 4, timeout_s=20.0)
         events = [m["event"] for m, _ in markers]
         assert (
             events
-            == ["phase"]
+            == ["run", "phase"]
             + ["stimulus", "blank"] * N_TRAIN
-            + ["phase"]
-            + [
-                "stimulus",
-                "blank",
-            ]
-            * N_TEST
+            + ["run", "phase"]
+            + ["stimulus", "blank"] * N_TEST
         ), node.log()
-        trials = [m for m, _ in markers if m["event"] != "phase"]
+        runs = [m for m, _ in markers if m["event"] == "run"]
+        assert [(r["run"], r["phase"], r["trials"]) for r in runs] == [
+            (0, "train", N_TRAIN),
+            (1, "test", N_TEST),
+        ]
+        run_stamps = [t for m, t in markers if m["event"] == "run"]
+        trials = [m for m, _ in markers if m["event"] in ("stimulus", "blank")]
         assert [m["trial"] for m in trials] == [k for k in range(n) for _ in (0, 1)]
         assert [m["stimulus"] for m in trials] == [ids[k] for k in range(n) for _ in (0, 1)]
         assert [m["phase"] for m in trials] == ["train"] * 6 + ["test"] * 4
         assert [m["phase"] for m, _ in markers if m["event"] == "phase"] == ["train", "test"]
-        assert markers[0][1] == markers[1][1]  # the phase is stamped with its first stimulus
-        assert markers[7][1] == markers[8][1]
+        assert markers[1][1] == markers[2][1]  # the phase is stamped with its first stimulus
+        assert markers[9][1] == markers[10][1]
 
         stamps = [t for m, t in markers if m["event"] == "stimulus"]
         blanks = [t for m, t in markers if m["event"] == "blank"]
@@ -212,11 +214,13 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
             (what, k) for k in range(n) for what in ("stimulus", "blank")
         ]
         sched_stamps = [f.lsl_time for f in scheduled]
-        assert sched_stamps == [t for m, t in markers if m["event"] != "phase"]
-        # Intended onsets (stamp - lateness) lie exactly on the schedule.
+        assert sched_stamps == [t for m, t in markers if m["event"] in ("stimulus", "blank")]
+        # Intended onsets (stamp - lateness) lie exactly on each run's schedule, from its start.
         intended = np.array([f.lsl_time - f.meta["late_ms"] / 1000 for f in scheduled])
-        onsets = [k * TRIAL_S + s for k in range(n) for s in (0.0, STIMULUS_S)]
-        np.testing.assert_allclose(intended - intended[0], onsets, atol=1e-6)
+        for run, (first, count) in enumerate(((0, N_TRAIN), (N_TRAIN, N_TEST))):
+            onsets = [k * TRIAL_S + s for k in range(count) for s in (0.0, STIMULUS_S)]
+            mine = intended[2 * first : 2 * (first + count)]
+            np.testing.assert_allclose(mine - run_stamps[run], onsets, atol=1e-6)
         early_ms = 1.0 + 500.0 / config["display"]["fps"]  # with vsync: half a frame early
         assert all(f.meta["late_ms"] > -early_ms for f in scheduled), node.log()
         phases = [f for f in flips if f.kind == "phase"]
@@ -276,13 +280,13 @@ def test_test_run_waits_for_the_decoding_model(tmp_path):
         node.send("start")
         assert render.wait_for_subscribers("images", timeout_ms=10_000)
         render.publish("images", [images], kind="stimuli", meta={"ids": ids})
-        calibration = pull_markers(inlet, 2 * N_TRAIN + 1, timeout_s=20.0)
-        assert [m["phase"] for m, _ in calibration] == ["train"] * (2 * N_TRAIN + 1)
+        calibration = pull_markers(inlet, 2 * N_TRAIN + 2, timeout_s=20.0)
+        assert [m["phase"] for m, _ in calibration] == ["train"] * (2 * N_TRAIN + 2)
         assert pull_markers(inlet, 1, timeout_s=1.0) == []  # held: no model yet
         render.publish("events", kind="model_ready", meta={"node": "decode"})
-        test_run = pull_markers(inlet, 2, timeout_s=10.0)
-        assert [m["event"] for m, _ in test_run] == ["phase", "stimulus"]
-        assert test_run[1][0]["phase"] == "test"
+        test_run = pull_markers(inlet, 3, timeout_s=10.0)
+        assert [m["event"] for m, _ in test_run] == ["run", "phase", "stimulus"]
+        assert test_run[2][0]["phase"] == "test"
     finally:
         node.stop()
         render.close()

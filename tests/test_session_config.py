@@ -27,6 +27,7 @@ def test_defaults_and_relative_paths(tmp_path):
         "stimulus_s": 2.0,
         "isi_s": 2.0,
         "run_break_s": 30.0,
+        "lead_in_s": 0.0,
     }
     assert config["session"]["mode"] == "decode"
     assert config["source"].endswith("session.toml")

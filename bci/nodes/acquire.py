@@ -368,7 +368,9 @@ class AcquireNode(Node):
             if participant.bad_trials:
                 self.log.info("subject %d had %d bad trial(s)", subject, participant.bad_trials)
             participant.inlet.close_stream()
-        self._received_left = {str(s): p.received for s, p in self.participants.items()}
+        self._received_left = {
+            str(s): p.received for s, p in getattr(self, "participants", {}).items()
+        }
         self.participants = {}
         self.markers = None
         self.triggers = None
