@@ -22,6 +22,7 @@ from harness import NodeProcess
 from pylsl import StreamInlet, local_clock, resolve_byprop
 
 from bci.bus import Publisher, Subscriber
+from bci.nodes.base import NodeError
 from bci.nodes.display import DisplayNode
 from bci.nodes.markers import decode_marker
 from bci.nodes.screen import FIXATION, PARTICIPANT_BG, Screen
@@ -290,3 +291,67 @@ def test_test_run_waits_for_the_decoding_model(tmp_path):
     finally:
         node.stop()
         render.close()
+
+
+def _buffered_node(config, ids, images, pub) -> DisplayNode:
+    node = DisplayNode(config, config["stimuli"]["path"], pub)
+    node.setup()
+    node.start()
+    for sid, image in zip(ids, images, strict=False):
+        node.surfaces[sid] = node.screen.prepare_stimulus(image)
+    node.model_ready = True
+    return node
+
+
+def test_a_key_trigger_starts_the_run_and_is_marked(tmp_path):
+    config, ids, images = make_session(tmp_path, trigger={"source": "key", "key": "5"})
+    with Publisher(name="display") as pub, Subscriber(pub.endpoint, topics=["events"]) as sub:
+        assert pub.wait_for_subscribers("events")
+        node = _buffered_node(config, ids, images, pub)
+        inlet = open_markers(config["acquire"]["marker_stream"])
+        try:
+            node.tick()
+            request = sub.recv(timeout_ms=2000)
+            assert request.kind == "run_request"
+            assert (request.meta["run"], request.meta["phase"]) == (0, "train")
+            assert request.meta["volumes"] == node.plans[0].volumes
+            for _ in range(3):
+                node.tick()
+            assert node.run_state == "trigger" and node.t0 is None  # waits for the scanner
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_4, unicode="4"))
+            node.tick()
+            assert node.run_state == "trigger"  # not the trigger key
+            before = local_clock()
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_5, unicode="5"))
+            node.tick()
+            assert node.run_state == "running" and node.t0 >= before
+            marks = pull_markers(inlet, 3, timeout_s=5.0)
+            assert [m["event"] for m, _ in marks] == ["trigger", "run", "phase"]
+            assert marks[0][1] == marks[1][1] == node.t0  # the run is stamped with its trigger
+            assert marks[1][0] == {
+                "event": "run",
+                "run": 0,
+                "phase": "train",
+                "trials": N_TRAIN,
+                "volumes": node.plans[0].volumes,
+                "tr_s": 2.0,
+            }
+        finally:
+            inlet.close_stream()
+            node.teardown()
+
+
+def test_a_run_without_its_trigger_stops_with_one_line(tmp_path):
+    config, ids, images = make_session(tmp_path, trigger={"source": "key", "timeout_s": 0.2})
+    with Publisher(name="display") as pub:
+        node = _buffered_node(config, ids, images, pub)
+        try:
+            node.tick()
+            time.sleep(0.3)
+            with pytest.raises(NodeError) as err:
+                node.tick()
+        finally:
+            node.teardown()
+    assert str(err.value) == (
+        "display: no scanner trigger (key '5') within [trigger] timeout_s = 0.2 s for run 1"
+    )

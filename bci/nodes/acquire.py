@@ -160,7 +160,11 @@ class AcquireNode(Node):
                 )
             inlet = open_inlet(info, processing=DATA_PROCESSING, max_buflen=self._buffer_s(info))
             self.participants[query.subject] = Participant(query, inlet, rate_hz=rate)
-            buffers[query.subject] = VolumeBuffer(expected, 1.0 / rate if rate > 0 else None)
+            period = 1.0 / rate if rate > 0 else None
+            if fmri and period is not None:
+                # a nominal rate slower than the stamps would complete windows a volume early
+                period = min(period, tr)
+            buffers[query.subject] = VolumeBuffer(expected, period)
         if not self.participants:
             raise NodeError("acquire: no participant stream is usable (see the errors above)")
         # The boundary tolerance is a fraction of a sample: a TR for fMRI, a bin for spikes.

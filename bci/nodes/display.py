@@ -58,6 +58,9 @@ GRACE_EXTRA_S = 2.0
 """Wall seconds added to the acquisition window when waiting for the last reconstructions."""
 TRIGGER_POLL_MS = 1.0
 """Wait on the bus while a run waits for its first trigger (the stimuli are scheduled from it)."""
+FREE_RUN_MARGIN_S = 0.05
+"""Free-running (``[trigger] source = "none"``): a run starts a TR and this long after its
+request."""
 DROP_FRAMES = 1.5
 """A scheduled flip later than this many frame periods counts as a dropped frame."""
 LATENCY_WINDOW = 1000
@@ -362,7 +365,9 @@ class DisplayNode(Node):
         self.screen.draw_status([*lines, f"waiting for the scanner trigger ({source})"])
         pygame.display.flip()  # not a marked flip
         if source == "none":
-            self._start_run(now)
+            # free-running: a scanner started now has its first volume within a TR
+            timing = self.config["timing"]
+            self._start_run(now + timing["tr_s"] / timing["time_scale"] + FREE_RUN_MARGIN_S)
 
     def _await_trigger(self, triggers: list[float], now: float) -> None:
         """Start the run on its first trigger; give up after ``[trigger] timeout_s``."""
@@ -373,10 +378,11 @@ class DisplayNode(Node):
             return
         timeout = float(self.config["trigger"]["timeout_s"])
         if now - self.requested_at > timeout:
+            source = self.triggers.source
+            where = self.triggers.query.describe() if source == "lsl" else repr(self.triggers.key)
             raise NodeError(
-                f"display: no scanner trigger ({self.triggers.source} "
-                f"{self.triggers.query.describe() if self.triggers.source == 'lsl' else ''}"
-                f") within [trigger] timeout_s = {timeout:g} s for run {self.run + 1}"
+                f"display: no scanner trigger ({source} {where}) within [trigger] timeout_s = "
+                f"{timeout:g} s for run {self.run + 1}"
             )
 
     def _start_run(self, t0: float) -> None:

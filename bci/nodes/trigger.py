@@ -7,7 +7,8 @@
 * ``"key"``: the key ``[trigger] key`` typed into the display window (``5`` is what most
   fibre-optic trigger boxes send), at the LSL time the display reads the key event (within a
   display tick, at most :data:`bci.nodes.display.IDLE_POLL_MS`, after the key).
-* ``"none"``: free-running; each run starts when the display asks for it.
+* ``"none"``: free-running; each run starts one TR after the display asks for it (a scanner
+  started then has acquired its first volume by that time).
 
 A run starts on the first trigger stamped at or after the moment the display asked for the run
 (older triggers, a scanner's test volumes, do not start it).

@@ -108,6 +108,16 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
     except Exception as err:  # the summary must still be written
         log.exception("building the %s report failed", mode)
         result.errors.append(f"report failed: {type(err).__name__}: {err}")
+    for run in report.get("runs", []):
+        expected = run.get("volumes_expected")
+        short = {s: n for s, n in run["volumes_received"].items() if expected and n < expected}
+        if short:
+            log.warning(
+                "run %d: volumes received %s of %d expected from the triggers",
+                run["run"],
+                short,
+                expected,
+            )
     summary = write_summary(out, mode, config, result, report)
     summary["headline"] = _headline(mode, summary)
     return summary
