@@ -297,8 +297,9 @@ def _buffered_node(config, ids, images, pub) -> DisplayNode:
     node = DisplayNode(config, config["stimuli"]["path"], pub)
     node.setup()
     node.start()
-    for sid, image in zip(ids, images, strict=False):
-        node.surfaces[sid] = node.screen.prepare_stimulus(image)
+    for sid, image in zip(ids, images, strict=True):
+        if sid in node.needed:
+            node.surfaces[sid] = node.screen.prepare_stimulus(image)
     node.model_ready = True
     return node
 
