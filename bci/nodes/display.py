@@ -428,7 +428,8 @@ class DisplayNode(Node):
     def _wait_ms(self, now: float, end: float | None = None) -> float:
         """How long to wait on the bus: until the next frame is due, or ``end`` if sooner."""
         deadlines = [end] if end is not None else []
-        running = self.t0 is not None and self.run_state == "running"
+        # (the evolve display runs its blocks without runs: its state stays "buffering")
+        running = self.t0 is not None and self.run_state not in ("between", "trigger")
         if self.schedule is not None and self.schedule.next_onset is not None and running:
             deadlines.append(self.t0 + self.schedule.next_onset - self.lead_s)
         if self.run_state == "running":
