@@ -188,9 +188,9 @@ def test_the_readme_scanner_config_loads_and_plans_its_runs(tmp_path):
     assert config["trigger"]["source"] == "lsl" and config["timing"]["time_scale"] == 1.0
     assert (config["stimuli"]["n_train"], config["stimuli"]["n_test"]) == (120, 24)
     assert [(r.phase, r.n_trials, r.volumes) for r in plan_runs(config)] == [
-        ("train", 60, 185),
-        ("train", 60, 185),
-        ("test", 24, 77),
+        ("train", 60, 186),
+        ("train", 60, 186),
+        ("test", 24, 78),
     ]
 
 

@@ -7,8 +7,8 @@ starts on the scanner's first trigger (:mod:`bci.nodes.trigger`); its times are 
 from that trigger:
 
 * trial ``k`` of the run begins at ``lead_in_s + k * (stimulus_s + isi_s)``;
-* the run lasts ``volumes`` volumes, ``volumes * tr_s``; by default just enough for the last
-  trial's response window (``delay_s + window_s`` after its onset) to be acquired.
+* the run lasts ``volumes`` volumes, ``volumes * tr_s``; by default enough for the last trial's
+  response window (``delay_s + window_s`` after its onset) to be acquired, plus two volumes.
 
 Trial numbers and stimuli run on over the session's runs (run 0 shows stimuli ``0 .. n - 1``,
 run 1 the next ones, ...), as the markers write them.
@@ -57,7 +57,8 @@ def default_volumes(n_trials: int, config: dict[str, Any]) -> int:
     trial_s = timing["stimulus_s"] + timing["isi_s"]
     last_onset = timing.get("lead_in_s", 0.0) + (n_trials - 1) * trial_s
     end = max(last_onset + acquire["delay_s"] + acquire["window_s"], n_trials * trial_s)
-    return int(math.ceil(end / timing["tr_s"] - _EPS)) + 1
+    # + 2: the volume that ends the last window, and one TR of slack for a free-running start
+    return int(math.ceil(end / timing["tr_s"] - _EPS)) + 2
 
 
 def declared_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
