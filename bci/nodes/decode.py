@@ -57,6 +57,7 @@ class DecodeNode(Node):
         self.n_subjects = len(self.config["acquire"]["streams"]) or 2
         self.calibration: dict[int, tuple[str, dict[int, np.ndarray]]] = {}
         self.calibration_bad: dict[int, set[int]] = {}
+        self.decoded_trials: set[int] = set()
         self.pending: dict[int, PendingTrial] = {}
         self.last_calibration = time.monotonic()
         # Wait at most one TR (wall time) for the other participants of a trial.
@@ -95,11 +96,21 @@ class DecodeNode(Node):
             self.log.warning(
                 "decode: trial %d subject %d is bad (%s); left out", trial, subject, meta["bad"]
             )
+            if phase == "test" and trial in self.decoded_trials:
+                return
             if phase == "test":
                 self._pending(trial, meta).bad.append(f"subject {subject}: {meta['bad']}")
             elif phase == "train":  # accounted for: calibration need not wait for it
                 self.calibration_bad.setdefault(trial, set()).add(subject)
                 self.last_calibration = time.monotonic()
+            return
+        if phase == "test" and trial in self.decoded_trials:  # one latent per trial
+            self.count("late_responses")
+            self.log.warning(
+                "decode: trial %d subject %d came after the trial was decoded; not used",
+                trial,
+                subject,
+            )
             return
         pattern = np.array(msg.arrays[0], dtype=np.float32)
         if phase == "train":
@@ -131,6 +142,7 @@ class DecodeNode(Node):
             if not complete and now - entry.first_arrival < self.wait_s:
                 continue
             del self.pending[trial]
+            self.decoded_trials.add(trial)
             self._decode(trial, entry)
 
     def _decode(self, trial: int, entry: PendingTrial) -> None:
