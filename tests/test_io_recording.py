@@ -80,8 +80,9 @@ def test_clock_resets_xdf_is_synchronised_across_the_reset(examples):
     )
     # The recorded stamps restart from ~0 after the reset; synchronised, they keep increasing.
     assert np.all(np.diff(eeg.time_stamps) > 0)
-    assert eeg.time_stamps[0] == pytest.approx(653150.314061 + OFFSET_BEFORE_RESET, abs=0.01)
-    assert eeg.time_stamps[-1] == pytest.approx(262.018644 + OFFSET_AFTER_RESET, abs=0.01)
+    # The recorded stamps themselves (they jitter by ~1 ms, so no fit moves them), plus offsets.
+    assert eeg.time_stamps[0] == pytest.approx(653150.379117 + OFFSET_BEFORE_RESET, abs=0.01)
+    assert eeg.time_stamps[-1] == pytest.approx(261.926703 + OFFSET_AFTER_RESET, abs=0.01)
     assert markers.n_samples == 175 and markers.type == "Markers"
     assert markers.nominal_srate == 0.0 and markers.source_id == "myuidw43536"
     assert [markers.data[i][0] for i in (0, 1, 2, -2, -1)] == [

@@ -23,6 +23,7 @@ from pylsl import StreamInlet, local_clock, resolve_byprop
 
 from bci.bus import Publisher, Subscriber
 from bci.lsl.markers import decode_marker
+from bci.nodes.base import NodeError
 from bci.nodes.display import DisplayNode
 from bci.nodes.screen import FIXATION, PARTICIPANT_BG, Screen
 from bci.session.config import validate_config
@@ -157,26 +158,28 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
         render.publish("events", kind="model_ready", meta={"node": "decode"})
 
         n = N_TRAIN + N_TEST
-        markers = pull_markers(inlet, 2 * n + 2, timeout_s=20.0)
+        markers = pull_markers(inlet, 2 * n + 4, timeout_s=20.0)
         events = [m["event"] for m, _ in markers]
         assert (
             events
-            == ["phase"]
+            == ["run", "phase"]
             + ["stimulus", "blank"] * N_TRAIN
-            + ["phase"]
-            + [
-                "stimulus",
-                "blank",
-            ]
-            * N_TEST
+            + ["run", "phase"]
+            + ["stimulus", "blank"] * N_TEST
         ), node.log()
-        trials = [m for m, _ in markers if m["event"] != "phase"]
+        runs = [m for m, _ in markers if m["event"] == "run"]
+        assert [(r["run"], r["phase"], r["trials"]) for r in runs] == [
+            (0, "train", N_TRAIN),
+            (1, "test", N_TEST),
+        ]
+        run_stamps = [t for m, t in markers if m["event"] == "run"]
+        trials = [m for m, _ in markers if m["event"] in ("stimulus", "blank")]
         assert [m["trial"] for m in trials] == [k for k in range(n) for _ in (0, 1)]
         assert [m["stimulus"] for m in trials] == [ids[k] for k in range(n) for _ in (0, 1)]
         assert [m["phase"] for m in trials] == ["train"] * 6 + ["test"] * 4
         assert [m["phase"] for m, _ in markers if m["event"] == "phase"] == ["train", "test"]
-        assert markers[0][1] == markers[1][1]  # the phase is stamped with its first stimulus
-        assert markers[7][1] == markers[8][1]
+        assert markers[1][1] == markers[2][1]  # the phase is stamped with its first stimulus
+        assert markers[9][1] == markers[10][1]
 
         stamps = [t for m, t in markers if m["event"] == "stimulus"]
         blanks = [t for m, t in markers if m["event"] == "blank"]
@@ -212,11 +215,13 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
             (what, k) for k in range(n) for what in ("stimulus", "blank")
         ]
         sched_stamps = [f.lsl_time for f in scheduled]
-        assert sched_stamps == [t for m, t in markers if m["event"] != "phase"]
-        # Intended onsets (stamp - lateness) lie exactly on the schedule.
+        assert sched_stamps == [t for m, t in markers if m["event"] in ("stimulus", "blank")]
+        # Intended onsets (stamp - lateness) lie exactly on each run's schedule, from its start.
         intended = np.array([f.lsl_time - f.meta["late_ms"] / 1000 for f in scheduled])
-        onsets = [k * TRIAL_S + s for k in range(n) for s in (0.0, STIMULUS_S)]
-        np.testing.assert_allclose(intended - intended[0], onsets, atol=1e-6)
+        for run, (first, count) in enumerate(((0, N_TRAIN), (N_TRAIN, N_TEST))):
+            onsets = [k * TRIAL_S + s for k in range(count) for s in (0.0, STIMULUS_S)]
+            mine = intended[2 * first : 2 * (first + count)]
+            np.testing.assert_allclose(mine - run_stamps[run], onsets, atol=1e-6)
         early_ms = 1.0 + 500.0 / config["display"]["fps"]  # with vsync: half a frame early
         assert all(f.meta["late_ms"] > -early_ms for f in scheduled), node.log()
         phases = [f for f in flips if f.kind == "phase"]
@@ -276,13 +281,78 @@ def test_test_run_waits_for_the_decoding_model(tmp_path):
         node.send("start")
         assert render.wait_for_subscribers("images", timeout_ms=10_000)
         render.publish("images", [images], kind="stimuli", meta={"ids": ids})
-        calibration = pull_markers(inlet, 2 * N_TRAIN + 1, timeout_s=20.0)
-        assert [m["phase"] for m, _ in calibration] == ["train"] * (2 * N_TRAIN + 1)
+        calibration = pull_markers(inlet, 2 * N_TRAIN + 2, timeout_s=20.0)
+        assert [m["phase"] for m, _ in calibration] == ["train"] * (2 * N_TRAIN + 2)
         assert pull_markers(inlet, 1, timeout_s=1.0) == []  # held: no model yet
         render.publish("events", kind="model_ready", meta={"node": "decode"})
-        test_run = pull_markers(inlet, 2, timeout_s=10.0)
-        assert [m["event"] for m, _ in test_run] == ["phase", "stimulus"]
-        assert test_run[1][0]["phase"] == "test"
+        test_run = pull_markers(inlet, 3, timeout_s=10.0)
+        assert [m["event"] for m, _ in test_run] == ["run", "phase", "stimulus"]
+        assert test_run[2][0]["phase"] == "test"
     finally:
         node.stop()
         render.close()
+
+
+def _buffered_node(config, ids, images, pub) -> DisplayNode:
+    node = DisplayNode(config, config["stimuli"]["path"], pub)
+    node.setup()
+    node.start()
+    for sid, image in zip(ids, images, strict=True):
+        if sid in node.needed:
+            node.surfaces[sid] = node.screen.prepare_stimulus(image)
+    node.model_ready = True
+    return node
+
+
+def test_a_key_trigger_starts_the_run_and_is_marked(tmp_path):
+    config, ids, images = make_session(tmp_path, trigger={"source": "key", "key": "5"})
+    with Publisher(name="display") as pub, Subscriber(pub.endpoint, topics=["events"]) as sub:
+        assert pub.wait_for_subscribers("events")
+        node = _buffered_node(config, ids, images, pub)
+        inlet = open_markers(config["acquire"]["marker_stream"])
+        try:
+            node.tick()
+            request = sub.recv(timeout_ms=2000)
+            assert request.kind == "run_request"
+            assert (request.meta["run"], request.meta["phase"]) == (0, "train")
+            assert request.meta["volumes"] == node.plans[0].volumes
+            for _ in range(3):
+                node.tick()
+            assert node.run_state == "trigger" and node.t0 is None  # waits for the scanner
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_4, unicode="4"))
+            node.tick()
+            assert node.run_state == "trigger"  # not the trigger key
+            before = local_clock()
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_5, unicode="5"))
+            node.tick()
+            assert node.run_state == "running" and node.t0 >= before
+            marks = pull_markers(inlet, 3, timeout_s=5.0)
+            assert [m["event"] for m, _ in marks] == ["trigger", "run", "phase"]
+            assert marks[0][1] == marks[1][1] == node.t0  # the run is stamped with its trigger
+            assert marks[1][0] == {
+                "event": "run",
+                "run": 0,
+                "phase": "train",
+                "trials": N_TRAIN,
+                "volumes": node.plans[0].volumes,
+                "tr_s": 2.0,
+            }
+        finally:
+            inlet.close_stream()
+            node.teardown()
+
+
+def test_a_run_without_its_trigger_stops_with_one_line(tmp_path):
+    config, ids, images = make_session(tmp_path, trigger={"source": "key", "timeout_s": 0.2})
+    with Publisher(name="display") as pub:
+        node = _buffered_node(config, ids, images, pub)
+        try:
+            node.tick()
+            time.sleep(0.3)
+            with pytest.raises(NodeError) as err:
+                node.tick()
+        finally:
+            node.teardown()
+    assert str(err.value) == (
+        "display: no scanner trigger (key '5') within [trigger] timeout_s = 0.2 s for run 1"
+    )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pylsl import local_clock
 
+from bci.bus import Publisher
 from bci.lsl.markers import encode_marker
 from bci.lsl.streams import make_marker_outlet, make_outlet, participant_queries
 from bci.nodes.simulate import simulated_streams
@@ -34,6 +35,7 @@ META_KEYS = {
     "onset_lsl",
     "arrival_lsl",
     "n_volumes",
+    "run",
     "rate_hz",
     "bad",
 }
@@ -53,8 +55,10 @@ class Lab:
         self.nodes: list[NodeProcess] = []
         self.outlets: list[object] = []
 
-    def start(self, name: str, config: dict, topics: list[str]) -> NodeProcess:
-        node = NodeProcess(name, config, self.out / name, topics)
+    def start(
+        self, name: str, config: dict, topics: list[str], peers: dict | None = None
+    ) -> NodeProcess:
+        node = NodeProcess(name, config, self.out / name, topics, peers=peers)
         self.nodes.append(node)
         return node
 
@@ -66,6 +70,9 @@ class Lab:
         """Stop the nodes, the last started first, then withdraw the outlets they read."""
         for node in reversed(self.nodes):
             node.stop()
+        for outlet in self.outlets:
+            if isinstance(outlet, Publisher):
+                outlet.close()
         self.outlets.clear()
 
 
@@ -141,10 +148,13 @@ def test_simulate_to_acquire_one_response_per_trial_and_subject(uid, lab):
         },
     )
     markers = lab.keep(make_marker_outlet(config["acquire"]["marker_stream"]))
-    sim = lab.start("simulate", config, [])
+    display = lab.keep(Publisher(name="display"))  # the display asks for the scanner run
+    sim = lab.start("simulate", config, [], peers={"display": display.endpoint})
     acq = lab.start("acquire", config, ["responses"])
     wait_running(sim, acq)
     assert markers.wait_for_consumers(5.0)
+    assert display.wait_for_subscribers("events", timeout_ms=10_000)
+    display.publish("events", kind="run_request", meta={"run": 0, "volumes": 400})
 
     stimuli = load_stimulus_set(STIMULI)
     order = np.random.default_rng(0).choice(len(stimuli), n_trials, replace=False)

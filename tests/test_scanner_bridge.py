@@ -3,6 +3,7 @@ test fills volume by volume; a real LSL inlet on loopback reads what it pushes."
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -331,3 +332,44 @@ def test_bad_arguments_exit_code_of_the_process(tmp_path: Path):
         [sys.executable, "-m", "bci.bridge.cli", *argv], cwd=REPO, capture_output=True, text=True
     )
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"{PROG}: {message}\n")
+
+
+def test_real_tr_volumes_are_stamped_at_acquisition_and_emit_triggers(tmp_path, start_bridge):
+    """Files written at the real TR (2 s), two runs with a pause: every volume is stamped with
+    the time its file was complete minus the export delay, and has a trigger with that stamp."""
+    watch, name = tmp_path / "export", stream_name(tmp_path)
+    watch.mkdir()
+    mask = tmp_path / "mask.nii.gz"
+    write_mask(mask, MASK_SHAPE)
+    triggers = f"{name}-triggers"
+    delay, settle = 1.5, 0.1
+    proc = start_bridge(
+        "--watch", watch, "--mask", mask, "--tr", 2.0, "--name", name,
+        "--settle-s", settle, "--export-delay-s", delay, "--triggers", triggers,
+    )  # fmt: skip
+    inlet, info = connect(name, proc)
+    found = pylsl.resolve_bypred(f"name='{triggers}'", 1, WAIT_S)
+    assert found and found[0].type() == "Markers"
+    trigger_inlet = pylsl.StreamInlet(found[0], processing_flags=pylsl.proc_clocksync)
+    trigger_inlet.open_stream(WAIT_S)
+    assert desc_value(info, "export_delay_s") == "1.5"
+    written = []
+    plan = [(0, 0.0), (1, 2.0), (2, 2.0), (3, 6.0), (4, 2.0)]  # a 4 s pause before volume 3
+    for index, wait in plan:
+        time.sleep(wait)
+        save(watch, f"vol_{index:04d}.nii", int_volume(index, MASK_SHAPE))
+        written.append(pylsl.local_clock())  # the file is complete now
+    _, stamps = pull(inlet, len(plan))
+    marks, trigger_stamps = [], []
+    for _ in plan:
+        sample, stamp = trigger_inlet.pull_sample(WAIT_S)
+        assert sample is not None
+        marks.append(json.loads(sample[0]))
+        trigger_stamps.append(stamp)
+    assert [m["event"] for m in marks] == ["trigger"] * 5
+    assert [m["volume"] for m in marks] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(trigger_stamps, stamps, atol=1e-6)
+    # complete-time minus the delay: at most settle + two polls later than the write
+    for stamp, t in zip(stamps, written, strict=True):
+        assert t - delay - 0.01 <= stamp <= t - delay + settle + 0.3, (stamp, t)
+    np.testing.assert_allclose(np.diff(stamps), [2.0, 2.0, 6.0, 2.0], atol=0.3)

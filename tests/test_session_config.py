@@ -27,6 +27,7 @@ def test_defaults_and_relative_paths(tmp_path):
         "stimulus_s": 2.0,
         "isi_s": 2.0,
         "run_break_s": 30.0,
+        "lead_in_s": 0.0,
     }
     assert config["session"]["mode"] == "decode"
     assert config["source"].endswith("session.toml")
@@ -208,3 +209,45 @@ def test_preprocess_and_confound_keys(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config(write(tmp_path, '[stimuli]\npath = "x"\n' + bad))
+
+
+def test_the_readme_scanner_config_loads_and_plans_its_runs(tmp_path):
+    """The README's real-scanner config is a valid config with the volumes it promises."""
+    from bci.nodes.runs import plan_runs
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text[text.index("A real-scanner session for one participant") :]
+    start = block.index("```toml") + len("```toml")
+    path = tmp_path / "configs" / "scanner.toml"
+    path.parent.mkdir()
+    path.write_text(block[start : block.index("```", start)])
+    config = load_config(path)
+    assert config["trigger"]["source"] == "lsl" and config["timing"]["time_scale"] == 1.0
+    assert (config["stimuli"]["n_train"], config["stimuli"]["n_test"]) == (120, 24)
+    assert [(r.phase, r.n_trials, r.volumes) for r in plan_runs(config)] == [
+        ("train", 60, 186),
+        ("train", 60, 186),
+        ("test", 24, 78),
+    ]
+
+
+def test_runs_are_checked(tmp_path):
+    def load(extra: str) -> dict:
+        path = tmp_path / "c.toml"
+        path.write_text('[stimuli]\npath = "x"\n' + extra)
+        return load_config(path)
+
+    config = load('[[runs]]\nphase = "train"\ntrials = 5\n[[runs]]\nphase = "test"\ntrials = 3\n')
+    assert (config["stimuli"]["n_train"], config["stimuli"]["n_test"]) == (5, 3)
+    with pytest.raises(ConfigError, match=r"calibration \(train\) runs must all come first"):
+        load('[[runs]]\nphase = "test"\ntrials = 3\n[[runs]]\nphase = "train"\ntrials = 5\n')
+    with pytest.raises(ConfigError, match="needs at least one test run"):
+        load('[[runs]]\nphase = "train"\ntrials = 3\n')
+    with pytest.raises(ConfigError, match=r"\[\[runs\]\] #1 phase must be one of"):
+        load('[[runs]]\nphase = "rest"\ntrials = 3\n')
+    with pytest.raises(ConfigError, match=r"\[stimuli\] n_test = 4 but the test \[\[runs\]\]"):
+        path = tmp_path / "d.toml"
+        path.write_text('[stimuli]\npath = "x"\nn_test = 4\n[[runs]]\nphase = "test"\ntrials = 3\n')
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"\[trigger\] source must be one of"):
+        load('[trigger]\nsource = "button"\n')

@@ -42,7 +42,7 @@ def test_session_decodes_the_test_trials(finished_session):
     assert {n: f["exit_code"] for n, f in summary["nodes"].items()} == {
         n: 0 for n in ("record", "simulate", "render", "display", "acquire", "decode")
     }
-    assert "trials: 60 calibration, 8 test" in done.stdout
+    assert "trials used: 60 calibration, 8 test" in done.stdout
     # Every sample sent is in the recording, and a decode recording has no bci-fitness stream.
     recording = summary["recording"]
     assert recording["file"] == "recording.xdf" and recording["samples_lost"] == 0

@@ -61,11 +61,15 @@ def test_recording_holds_every_stream_and_every_sample(live):
         # Every volume from the first on, without a gap; LabRecorder may miss what is pushed in
         # the moment it stops (the session's last second, after the schedule), never more.
         assert sent - 1.0 / period <= stream.n_samples <= sent, (stream.n_samples, sent)
-        np.testing.assert_allclose(np.diff(stream.time_stamps), period, atol=1e-3)
+        # Two scanner runs: volumes every TR within each, nothing in the break between them.
+        diffs = np.diff(stream.time_stamps)
+        (gap,) = np.flatnonzero(diffs > 2 * period)
+        np.testing.assert_allclose(np.delete(diffs, gap), period, atol=1e-3)
+        assert diffs[gap] > 10.0 / 20.0  # run_break_s / time_scale
     display = summary["nodes"]["display"]["counters"]
     markers = streams[f"bci-markers-{live.parent.name}"]
-    # A marker per flip, two phase markers, and one per reconstruction shown.
-    assert markers.n_samples == display["flips"] + 2 + display["reconstructions"]
+    # A marker per flip, two run and two phase markers, and one per reconstruction shown.
+    assert markers.n_samples == display["flips"] + 4 + display["reconstructions"]
     events = [decode_marker(s[0])["event"] for s in markers.data]
     assert events.count("stimulus") == N_TRAIN + N_TEST
     # The pipeline's own streams: every response and every decoded latent, as on the bus.

@@ -248,3 +248,23 @@ def test_virtual_scanner_window_means_have_the_configured_snr():
     snr = signal.var(axis=0) / (cut - signal).var(axis=0)
     assert 0.85 < np.median(snr) < 1.15  # about 1 +- sampling error of 150 trials
     assert abs(float((cut - signal).mean())) < 0.1  # same scale as the cohort's responses
+
+
+def test_a_window_past_its_runs_end_is_cut_from_the_run_when_its_last_volume_is_in():
+    """Run 0 has volumes 0..15 (its end, 16 s, is declared); the next run starts at 60 s."""
+    cutter = make_cutter(period=1.0)
+    cutter.add_trial(0, "face-0001", "train", onset=10.0, run_end=16.0)  # window [14, 18)
+    feed(cutter, np.arange(0.0, 15.0))
+    assert cutter.cut(now=15.5) == []  # volume 15 of the run is still to come
+    feed(cutter, [15.0])
+    [r] = cutter.cut(now=16.0)  # complete without waiting for the next run
+    assert r.bad is None and r.n_volumes == 2
+    np.testing.assert_allclose(r.pattern, ramp([14.5])[0])  # volumes 14 and 15 only
+    # without the run's end the same window waits for a volume of the next run
+    late = make_cutter(period=1.0)
+    late.add_trial(0, "face-0001", "train", onset=10.0)
+    feed(late, np.arange(0.0, 16.0))
+    assert late.cut(now=16.0) == []
+    feed(late, [60.0, 61.0])
+    [r] = late.cut(now=61.0)
+    assert r.n_volumes == 2 and r.bad is None  # the next run's volumes are outside the window

@@ -49,7 +49,11 @@ def run_session(config: Path, out: Path, n_test: int) -> dict:
     raw = tomllib.loads(config.read_text())
     stimuli = raw.setdefault("stimuli", {})
     stimuli["path"] = str((config.resolve().parent / stimuli["path"]).resolve())
-    stimuli["n_test"] = n_test
+    test_runs = [r for r in raw.get("runs", []) if r.get("phase") == "test"]
+    if test_runs:  # the last test run takes what the others leave
+        test_runs[-1]["trials"] = n_test - sum(r["trials"] for r in test_runs[:-1])
+    else:
+        stimuli["n_test"] = n_test
     if raw.get("model", {}).get("path"):
         raw["model"]["path"] = str((config.resolve().parent / raw["model"]["path"]).resolve())
     bench_config = out.parent / "bench.toml"

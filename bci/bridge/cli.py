@@ -11,11 +11,21 @@ Type ``fMRI``, one float32 channel per mask voxel (C order of the mask's nonzero
 labelled ``voxel-i-j-k``), nominal rate ``1/TR``; ``desc`` holds ``tr_s``, ``mask``,
 ``mask_shape``, ``voxel_order`` and ``folder``. The TR is ``--tr``, else the first volume's
 header (NIfTI ``pixdim[4]``, DICOM RepetitionTime); with the header's TR the stream appears
-only when the first volume is read. Each sample's time stamp is :func:`pylsl.local_clock` when
-the volume's file became complete (the acquisition time is not in the file); samples go out
-in acquisition order (see :mod:`bci.bridge.folder` for the ordering rules). A volume with
-NaN/Inf in the mask is pushed as it is, with a warning (the acquire node marks trials whose
-window holds NaN as bad).
+only when the first volume is read. Each sample's time stamp is its acquisition time, estimated
+as :func:`pylsl.local_clock` when the volume's file became complete minus ``--export-delay-s``
+(the console's reconstruction and export delay, 0.5-2 s at real consoles; measure it, see the
+README; the acquisition time is not in the file); samples go out in acquisition order (see
+:mod:`bci.bridge.folder` for the ordering rules). A volume with NaN/Inf in the mask is pushed
+as it is, with a warning (the acquire node marks trials whose window holds NaN as bad).
+
+Triggers
+--------
+With ``--triggers NAME`` the bridge also emits the scanner's triggers: a ``trigger`` marker
+(:mod:`bci.lsl.markers`, with ``volume``, the file's acquisition index) per volume on the LSL
+marker stream ``NAME`` (type ``Markers``), stamped like the volume (its acquisition time), so a
+session started with ``[trigger] source = "lsl"`` and ``stream = NAME`` starts each run on it.
+A trigger reaches the session export delay + settle time after the acquisition it marks; the
+session's ``[timing] lead_in_s`` must be longer. Only one bridge of a session emits triggers.
 
 Head motion
 -----------
@@ -53,7 +63,8 @@ import pylsl
 from bci.bridge.folder import POLL_S, SETTLE_S, FolderWatcher, ReadyVolume
 from bci.bridge.motion_outlet import MotionOutlet
 from bci.bridge.volumes import Mask, VolumeError, load_mask
-from bci.lsl.streams import make_outlet
+from bci.lsl.markers import encode_marker
+from bci.lsl.streams import make_marker_outlet, make_outlet
 
 PROG = "bci-scanner-bridge"
 STREAM_TYPE = "fMRI"
@@ -103,6 +114,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-motion", action="store_true", help="no motion estimate or stream")
     p.add_argument("--no-realign", action="store_true", help="estimate motion, do not realign")
+    p.add_argument(
+        "--export-delay-s",
+        type=float,
+        default=0.0,
+        help="the console's delay from acquisition to a complete file, subtracted from every "
+        "stamp (default 0; real consoles: 0.5-2 s)",
+    )
+    p.add_argument(
+        "--triggers",
+        default="",
+        metavar="STREAM",
+        help="also emit a trigger marker per volume on this LSL marker stream",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (one per volume)")
     args = p.parse_args(argv)
     _check(args)
@@ -120,6 +144,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--settle-s must be >= 0 (got {args.settle_s})")
     if args.timeout_s is not None and not (math.isfinite(args.timeout_s) and args.timeout_s > 0):
         raise UsageError(f"--timeout-s must be > 0 (got {args.timeout_s})")
+    if not (math.isfinite(args.export_delay_s) and args.export_delay_s >= 0):
+        raise UsageError(f"--export-delay-s must be >= 0 (got {args.export_delay_s})")
+    if "'" in args.triggers:
+        raise UsageError("--triggers cannot contain a quote")
     if not args.name:
         raise UsageError("--name must not be empty")
     args.source_id = args.source_id or default_source_id(args.name)
@@ -140,6 +168,10 @@ class Bridge:
         The stream's identity.
     folder : Path
         The watched folder (for the stream's desc).
+    export_delay_s : float
+        Subtracted from the time a file became complete: the stamp is the acquisition time.
+    triggers : str
+        If not empty, a marker stream on which a trigger per volume is emitted.
     """
 
     def __init__(
@@ -150,9 +182,16 @@ class Bridge:
         source_id: str,
         folder: Path,
         motion: MotionOutlet | None = None,
+        *,
+        export_delay_s: float = 0.0,
+        triggers: str = "",
     ) -> None:
         self.mask, self.tr_s, self.name, self.source_id = mask, tr_s, name, source_id
         self.folder, self.motion = folder, motion
+        self.export_delay_s = float(export_delay_s)
+        self.trigger_outlet = (
+            make_marker_outlet(triggers, node=f"scanner-bridge-{name}") if triggers else None
+        )
         self.outlet: pylsl.StreamOutlet | None = None
         self.pushed = 0
         self.last_push = -math.inf
@@ -177,7 +216,9 @@ class Bridge:
             "mask_shape": "x".join(str(n) for n in self.mask.shape),
             "voxel_order": "C order of the mask's nonzero indices",
             "folder": str(self.folder.resolve()),
-            "time_stamps": "local_clock() when the volume's file became complete",
+            "time_stamps": "acquisition: local_clock() when the volume's file became complete "
+            "minus export_delay_s",
+            "export_delay_s": repr(self.export_delay_s),
         }
         self.outlet = make_outlet(
             self.name,
@@ -256,16 +297,21 @@ class Bridge:
         n = 0
         while self._held:
             values, motion, ready = self._held.popleft()
-            self.outlet.push_chunk(values.reshape(1, -1), ready.completed_at)
+            stamp = ready.completed_at - self.export_delay_s
+            self.outlet.push_chunk(values.reshape(1, -1), stamp)
             if motion is not None and self.motion is not None:
-                self.motion.push(motion, ready.completed_at)
+                self.motion.push(motion, stamp)
+            if self.trigger_outlet is not None:
+                self.trigger_outlet.push_sample(
+                    [encode_marker("trigger", volume=ready.index)], stamp
+                )
             self.pushed += 1
             n += 1
             log.debug(
                 "%s: volume %d pushed, stamp %.3f",
                 ready.path.name,
                 ready.index,
-                ready.completed_at,
+                stamp,
             )
         self.last_push = pylsl.local_clock()
         return n
@@ -311,7 +357,16 @@ def run(args: argparse.Namespace, mask: Mask, stop: threading.Event) -> int:
     motion = None
     if not args.no_motion:
         motion = MotionOutlet(args.name, args.source_id, realign=not args.no_realign)
-    bridge = Bridge(mask, args.tr, args.name, args.source_id, args.watch, motion)
+    bridge = Bridge(
+        mask,
+        args.tr,
+        args.name,
+        args.source_id,
+        args.watch,
+        motion,
+        export_delay_s=args.export_delay_s,
+        triggers=args.triggers,
+    )
     log.info(_start_line(args, mask))
     try:
         while not stop.is_set():

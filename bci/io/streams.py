@@ -30,6 +30,7 @@ __all__ = [
     "Recording",
     "check_stream",
     "default_labels",
+    "merge_streams",
 ]
 
 NUMERIC_DTYPES: dict[str, np.dtype] = {
@@ -225,6 +226,48 @@ def check_stream(stream: RecordedStream) -> str | None:
             n_values = len(stream.data[bad])
             return f"string sample {bad} has {n_values} values for {stream.n_channels} channels"
     return None
+
+
+def merge_streams(streams: list[RecordedStream]) -> RecordedStream:
+    """One stream holding the samples of ``streams``, in time order.
+
+    A source restarted between two runs (a scanner bridge started again, with a new source_id
+    or on a new host) is recorded as a new stream; merged, the runs are one stream again, with
+    the pause between them. Identity, labels and metadata are the first stream's.
+
+    Raises
+    ------
+    ValueError
+        The streams differ in channel count or format.
+    """
+    first = streams[0]
+    for other in streams[1:]:
+        if (other.n_channels, other.channel_format) != (first.n_channels, first.channel_format):
+            raise ValueError(
+                f"cannot merge {other.describe()} into {first.describe()}: "
+                "channel count or format differ"
+            )
+    if len(streams) == 1:
+        return first
+    stamps = np.concatenate([s.time_stamps for s in streams])
+    order = np.argsort(stamps, kind="stable")
+    if first.is_numeric:
+        data: np.ndarray | list[list[str]] = np.concatenate([s.data for s in streams])[order]
+    else:
+        joined = [sample for s in streams for sample in s.data]
+        data = [joined[i] for i in order]
+    desc = {**first.desc, "merged_streams": len(streams)}
+    return RecordedStream(
+        first.name,
+        first.type,
+        first.source_id,
+        first.channel_format,
+        first.nominal_srate,
+        list(first.channel_labels),
+        stamps[order],
+        data,
+        desc,
+    )
 
 
 def as_path(path: str | Path) -> Path:

@@ -2,12 +2,13 @@
 
 pyxdf is called with ``synchronize_clocks=True`` (each stream's time stamps are mapped onto
 the recording machine's LSL clock using the clock offsets LabRecorder measured, so all streams
-share one clock), ``handle_clock_resets=True`` (a stream whose host clock was reset mid-file,
-e.g. after a reboot, is synchronised segment by segment) and ``dejitter_timestamps=True``
-(pyxdf fits a regular grid by least squares to each segment of a regular-rate stream;
-irregular streams keep their stamps). A segment is a run of samples without a time-stamp
-break longer than 1 s or 500 sample periods, whichever is longer. String streams with a
-nominal rate are dejittered too.
+share one clock) and ``handle_clock_resets=True`` (a stream whose host clock was reset mid-file,
+e.g. after a reboot, is synchronised segment by segment), but with pyxdf's dejittering off: its
+segments only break at pauses longer than 500 sample periods, so one least-squares fit spread a
+40 s pause between two fMRI runs at TR 2 s over the whole stream. Regular streams are dejittered
+here instead (:mod:`bci.io.dejitter`): segment by segment, a segment ending at any pause, and a
+fit used only where it moves no stamp by more than 0.5 ms. Every stamp comes back within 1 ms of
+the recorded one (after clock synchronisation), whatever the rate and however long the pauses.
 
 Streams that cannot be used (no samples, no channels, an unknown format, inconsistent
 shapes) are listed in :attr:`Recording.skipped` with a reason; they never fail the file.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyxdf
 
+from bci.io.dejitter import dejitter, segments
 from bci.io.streams import (
     CHANNEL_FORMATS,
     NUMERIC_DTYPES,
@@ -166,7 +168,6 @@ def _to_stream(raw: dict) -> tuple[RecordedStream | None, str | None]:
     desc_tree = _first(info, "desc")
     labels, channel_extra = _channels(desc_tree, n_channels, name)
     desc: dict[str, Any] = {key: _text(info, key) for key in _HEADER_EXTRAS if _text(info, key)}
-    desc["effective_srate"] = float(info.get("effective_srate", 0.0) or 0.0)
     desc["xdf_stream_id"] = int(info.get("stream_id", -1))
     if isinstance(desc_tree, dict):
         _flatten(desc_tree, "desc/", desc, skip=("channels",))
@@ -197,7 +198,20 @@ def _to_stream(raw: dict) -> tuple[RecordedStream | None, str | None]:
     problem = check_stream(stream)
     if problem is not None:
         return None, problem
-    return _sorted(stream), None
+    stream = _sorted(stream)
+    stream.time_stamps = dejitter(stream.time_stamps, stream.nominal_srate)
+    stream.desc["effective_srate"] = effective_rate(stream.time_stamps)
+    return stream, None
+
+
+def effective_rate(stamps: np.ndarray) -> float:
+    """Samples per second within the segments (pauses left out); 0 for fewer than 2 samples."""
+    counts = durations = 0.0
+    for start, stop in segments(stamps):
+        if stop - start > 1:
+            counts += stop - start - 1
+            durations += float(stamps[stop - 1] - stamps[start])
+    return counts / durations if durations > 0 else 0.0
 
 
 def _sorted(stream: RecordedStream) -> RecordedStream:
@@ -241,7 +255,7 @@ def _load(open_file: Callable[[], io.BufferedIOBase], select: list[int] | None) 
                 select_streams=select,
                 synchronize_clocks=True,
                 handle_clock_resets=True,
-                dejitter_timestamps=True,
+                dejitter_timestamps=False,
             )
     finally:
         pyxdf_log.removeFilter(note)
@@ -298,8 +312,8 @@ def read_xdf(path: str | Path) -> Recording:
     -------
     Recording
         Its usable streams in stream-id order, time stamps synchronised onto the recording
-        machine's LSL clock and dejittered for regular-rate streams (see the module
-        docstring), and the skipped streams with reasons.
+        machine's LSL clock and dejittered segment by segment, within 1 ms of the recorded
+        ones (see the module docstring), and the skipped streams with reasons.
 
     Raises
     ------

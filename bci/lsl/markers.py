@@ -12,7 +12,10 @@ import json
 from typing import Any
 
 MARKER_STREAM_TYPE = "Markers"
-EVENTS = ("stimulus", "blank", "reconstruction", "phase")
+EVENTS = ("stimulus", "blank", "reconstruction", "phase", "run", "trigger")
+"""``run``: a scanner run began (stamped with its first trigger; ``run``, ``phase``, ``trials``,
+``volumes``, ``tr_s``); ``trigger``: a scanner trigger (one per volume; the simulator's trigger
+stream and a keyboard trigger write these, with ``run`` and ``volume`` when known)."""
 
 
 def encode_marker(event: str, **fields: Any) -> str:

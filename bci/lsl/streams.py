@@ -14,6 +14,7 @@ bridge stamps each volume at its trigger, which is what we want to keep.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,6 +121,11 @@ def marker_query(config: dict[str, Any]) -> StreamQuery:
     return StreamQuery(acquire["marker_stream"], acquire.get("marker_type", MARKER_STREAM_TYPE))
 
 
+def trigger_query(config: dict[str, Any]) -> StreamQuery:
+    """The scanner's trigger stream (``[trigger] stream``, any type)."""
+    return StreamQuery(config["trigger"]["stream"])
+
+
 def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:
     """Find one stream matching ``query``.
 
@@ -221,6 +227,43 @@ def open_inlet(
     return inlet
 
 
+REPLAY_SAMPLES_KEY = "replay_samples"
+"""``desc`` entry of a replayed stream: how many samples the replay will push on it."""
+DEFAULT_BUFFER_S = 360
+"""liblsl's default buffer: seconds of the nominal rate (x100 samples for irregular streams)."""
+
+
+def buffer_seconds(n_samples: int, rate_hz: float) -> int:
+    """An LSL ``max_buflen`` / ``max_buffered`` that holds ``n_samples`` at ``rate_hz``.
+
+    liblsl counts its buffers in seconds of the stream's nominal rate (hundreds of samples for
+    an irregular stream); a replay at ``--speed 0`` pushes a whole recording at once, so its
+    outlets and the inlets reading them must hold all of it. Never below the default.
+    """
+    per_second = rate_hz if rate_hz > 0 else 100.0
+    return max(DEFAULT_BUFFER_S, int(math.ceil(n_samples / per_second)) + 1)
+
+
+def replay_samples(info: pylsl.StreamInfo, timeout_s: float = 5.0) -> int:
+    """The sample count a replayed stream announces in its ``desc`` (0 for a live stream).
+
+    The short stream info that discovery returns has no ``desc``; a short-lived inlet fetches
+    the full one.
+    """
+    probe = pylsl.StreamInlet(info, max_buflen=1)
+    try:
+        full = probe.info(timeout_s)
+        text = full.desc().child_value(REPLAY_SAMPLES_KEY)
+    except (LslTimeoutError, LostError):
+        return 0
+    finally:
+        probe.close_stream()
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        return 0
+
+
 def pull_volumes(
     inlet: pylsl.StreamInlet, max_samples: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +310,7 @@ def make_outlet(
     labels: Sequence[str] | None = None,
     desc: dict[str, str] | None = None,
     channel_format: str = "float32",
+    max_buffered: int = DEFAULT_BUFFER_S,
 ) -> pylsl.StreamOutlet:
     """Create an outlet (the stream becomes visible at once).
 
@@ -284,6 +328,8 @@ def make_outlet(
         Extra ``desc`` entries (key -> text).
     channel_format : str
         ``"float32"``, ``"string"``, ...
+    max_buffered : int
+        What the outlet keeps for a slow inlet (see :func:`buffer_seconds`).
     """
     info = pylsl.StreamInfo(name, stream_type, n_channels, rate_hz, channel_format, source_id)
     for key, value in (desc or {}).items():
@@ -292,7 +338,7 @@ def make_outlet(
         channels = info.desc().append_child("channels")
         for label in labels:
             channels.append_child("channel").append_child_value("label", label)
-    return CountingOutlet(info)
+    return CountingOutlet(info, max_buffered=max_buffered)
 
 
 def make_marker_outlet(name: str, node: str = "display") -> pylsl.StreamOutlet:

@@ -14,6 +14,8 @@ Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxe
                              (the screen's photon delay, measured with a photodiode)
     arrival_lsl              when the data that completed the window (or the marker, if later)
                              arrived here, LSL clock
+    run                      the scanner run the trial belongs to (decode mode; see
+                             :mod:`bci.nodes.run_tracker`)
     n_volumes                volumes (samples) averaged
     rate_hz                  the stream's nominal rate (0: irregular); for binned spike counts
                              the response times this rate is a firing rate in spikes/s
@@ -22,6 +24,16 @@ Published message: topic ``responses``, kind ``response``, one float32 ``(n_voxe
 A stream declared ``kind = "events"`` or ``"broadband"`` in ``[[acquire.streams]]`` is first
 turned into spike counts per bin by :mod:`bci.nodes.spike_input` (events binned; broadband
 band-passed and threshold-crossed), so every form is cut the same way.
+Runs (decode mode). The display's ``run`` markers (and, without them, the pauses in the volumes)
+divide the session into scanner runs; a trial is cut from its own run's volumes only. Triggers
+are counted per run, from the LSL trigger stream (``[trigger] source = "lsl"``, when it is
+there) and from ``trigger`` markers; the heartbeat's ``runs`` gives, per run, the volumes
+received per subject, the volumes expected (the triggers; else the volumes the run marker
+declares), the trials and the unusable responses with their reasons.
+
+Buffers. In a replay, every inlet holds the whole replayed stream (its sample count is in the
+stream's ``desc``, see :func:`bci.lsl.streams.replay_samples`), so a replay at any speed,
+``--speed 0`` included, loses nothing in liblsl's buffers.
 
 Participants whose stream has the wrong channel count are left out with an error in the log;
 the node stops only when no participant is left.
@@ -41,16 +53,22 @@ from pylsl.util import LostError
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
     DATA_PROCESSING,
+    DEFAULT_BUFFER_S,
     MARKER_PROCESSING,
     StreamQuery,
+    buffer_seconds,
+    find_streams,
     marker_query,
     open_inlet,
     participant_queries,
     pull_markers,
     pull_volumes,
+    replay_samples,
     resolve_all,
+    trigger_query,
 )
 from bci.nodes.base import Node, NodeError
+from bci.nodes.run_tracker import RunTracker
 from bci.nodes.spike_input import SpikeReader, SpikeStreamError, open_spike_reader, stream_settings
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
 
@@ -70,6 +88,7 @@ class Participant:
     bad_trials: int = 0
     reader: SpikeReader | None = None
     """For ``events`` and ``broadband`` streams: turns them into spike counts per bin."""
+    received: int = 0
 
 
 def expected_channels(config: dict[str, Any], counts: list[int]) -> int:
@@ -101,7 +120,11 @@ class AcquireNode(Node):
         if len(set(subjects)) != len(subjects):
             raise NodeError(f"acquire: [[acquire.streams]] repeat a subject: {subjects}")
         infos = resolve_all([*queries, marker_query(self.config)], acq["resolve_timeout_s"])
-        self.markers = open_inlet(infos[-1], processing=MARKER_PROCESSING)
+        self.replay = bool(self.config.get("replay"))
+        self.markers = open_inlet(
+            infos[-1], processing=MARKER_PROCESSING, max_buflen=self._buffer_s(infos[-1])
+        )
+        self.triggers = self._open_triggers()
         expected = expected_channels(self.config, [i.channel_count() for i in infos[:-1]])
         fmri = self.config["session"]["mode"] == "decode"
         tr = timing["tr_s"] / scale
@@ -164,10 +187,13 @@ class AcquireNode(Node):
                     rate,
                     tr,
                 )
-            self.participants[query.subject] = Participant(
-                query, open_inlet(info, processing=DATA_PROCESSING), rate_hz=rate
-            )
-            buffers[query.subject] = VolumeBuffer(expected, 1.0 / rate if rate > 0 else None)
+            inlet = open_inlet(info, processing=DATA_PROCESSING, max_buflen=self._buffer_s(info))
+            self.participants[query.subject] = Participant(query, inlet, rate_hz=rate)
+            period = 1.0 / rate if rate > 0 else None
+            if fmri and period is not None:
+                # a nominal rate slower than the stamps would complete windows a volume early
+                period = min(period, tr)
+            buffers[query.subject] = VolumeBuffer(expected, period)
         if not self.participants:
             raise NodeError("acquire: no participant stream is usable (see the errors above)")
         # The boundary tolerance is a fraction of a sample: a TR for fMRI, a bin for spikes.
@@ -185,6 +211,10 @@ class AcquireNode(Node):
             stall_s=acq["resolve_timeout_s"],
         )
         self.display_delay_s = float(acq.get("display_delay_s", 0.0))  # wall seconds
+        self.scale, self.tr_wall = scale, tr
+        self.tracker = (
+            RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
+        )
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
         self.log.info(
             "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
@@ -194,12 +224,46 @@ class AcquireNode(Node):
             acq["delay_s"] + acq["window_s"],
         )
 
+    def _buffer_s(self, info: pylsl.StreamInfo) -> int:
+        """The inlet buffer for ``info``: the whole replayed stream in a replay (module doc)."""
+        if not self.replay:
+            return DEFAULT_BUFFER_S
+        return buffer_seconds(replay_samples(info), info.nominal_srate())
+
+    def _open_triggers(self) -> pylsl.StreamInlet | None:
+        """The scanner's trigger stream, if the config names one and it is there."""
+        trigger = self.config.get("trigger") or {}
+        if trigger.get("source") != "lsl":
+            return None
+        query = trigger_query(self.config)
+        info = find_streams([query], 1.0 if self.replay else 2.0)[0]
+        if info is None:
+            self.log.warning("no trigger stream %s: volumes expected per run unknown", query)
+            return None
+        return open_inlet(info, processing=MARKER_PROCESSING, max_buflen=self._buffer_s(info))
+
     def tick(self) -> None:
         now = local_clock()
         self._receive_volumes(now)
         self._receive_markers(now)
+        self._receive_triggers()
         for response in self.cutter.cut(now):
             self._publish(response)
+
+    def _receive_triggers(self) -> None:
+        """Receive: scanner triggers (one per volume), counted per run."""
+        if self.triggers is None:
+            return
+        try:
+            triggers = pull_markers(self.triggers)
+        except LostError:
+            self.log.warning("the trigger stream's LSL source was lost")
+            self.triggers = None
+            return
+        for _, t in triggers:
+            if self.tracker is not None:
+                self.tracker.add_trigger(t)
+            self.count("triggers")
 
     def _receive_volumes(self, now: float) -> None:
         """Receive: every participant's new volumes, stamped as arrived ``now``."""
@@ -215,6 +279,9 @@ class AcquireNode(Node):
             if times.size:
                 self.cutter.buffers[subject].append(data, times, now)
                 self.count("volumes", int(times.size))
+                participant.received += int(times.size)
+                if self.tracker is not None:
+                    self.tracker.add_volumes(subject, times)
 
     def _receive_markers(self, now: float) -> None:
         """Receive: the display's markers; each stimulus marker opens a trial."""
@@ -225,6 +292,9 @@ class AcquireNode(Node):
         for text, onset in markers:
             try:
                 marker = decode_marker(text)
+                if marker["event"] in ("run", "trigger"):
+                    self._run_marker(marker, onset)
+                    continue
                 if marker["event"] != "stimulus":
                     continue
                 trial, stimulus = int(marker["trial"]), str(marker["stimulus"])
@@ -234,8 +304,37 @@ class AcquireNode(Node):
             self.count("markers")
             phase = str(marker.get("phase", ""))
             onset += self.display_delay_s  # the flip's stamp -> when the image is on the screen
-            if self.cutter.add_trial(trial, stimulus, phase, onset, known_at=now) is None:
+            run_end = math.inf
+            if self.tracker is not None:
+                declared = self.tracker.declared_run_at(onset)
+                run_end = declared.end if declared is not None else math.inf
+            added = self.cutter.add_trial(
+                trial, stimulus, phase, onset, known_at=now, run_end=run_end
+            )
+            if added is None:
                 self.count("repeated_markers")
+            elif self.tracker is not None:
+                self.tracker.add_trial(onset, phase)
+
+    def _run_marker(self, marker: dict, t: float) -> None:
+        """A ``run`` marker (a run began at ``t``) or a ``trigger`` marker (a keyboard trigger)."""
+        if self.tracker is None:
+            return
+        if marker["event"] == "trigger":
+            self.tracker.add_trigger(t)
+            self.count("triggers")
+            return
+        volumes = marker.get("volumes")
+        tr_s = marker.get("tr_s")
+        period = float(tr_s) / self.scale if isinstance(tr_s, int | float) and tr_s > 0 else None
+        self.tracker.start_run(
+            int(marker["run"]),
+            str(marker.get("phase", "")),
+            t,
+            int(volumes) if isinstance(volumes, int) else None,
+            period or self.tr_wall,
+        )
+        self.count("runs")
 
     def _publish(self, r: CutResponse) -> None:
         """Publish: one trial response of one subject."""
@@ -247,6 +346,7 @@ class AcquireNode(Node):
             "onset_lsl": r.trial.onset,
             "arrival_lsl": r.arrival,
             "n_volumes": r.n_volumes,
+            "run": self.tracker.run_of(r.trial.onset) if self.tracker is not None else 0,
             "rate_hz": self.participants[r.subject].rate_hz
             if r.subject in self.participants
             else 0.0,
@@ -256,6 +356,8 @@ class AcquireNode(Node):
         self.count("trials")
         if r.bad is not None:
             self.count("bad_trials")
+            if self.tracker is not None:
+                self.tracker.add_bad(r.trial.onset, r.bad)
             participant = self.participants.get(r.subject)
             if participant is not None:
                 participant.bad_trials += 1
@@ -274,20 +376,42 @@ class AcquireNode(Node):
             self.log.warning("ignoring a marker that is not ours (%s): %.60r", err, text)
 
     def _leave_out(self, subject: int, why: str) -> None:
-        query = self.participants.pop(subject).query
+        participant = self.participants.pop(subject)
+        query = participant.query
+        self._received_left = {
+            **getattr(self, "_received_left", {}),
+            str(subject): participant.received,
+        }
         self.cutter.remove_subject(subject)
         self.count("participants_left_out")
         self.log.error("stream %s: %s; subject %d is left out", query.describe(), why, subject)
         if not self.participants:
             raise NodeError("acquire: no participant stream is left")
 
+    def status(self) -> dict[str, Any]:
+        """Heartbeat payload: counters and, in decode mode, the per-run report."""
+        tracker = getattr(self, "tracker", None)  # heartbeats start before setup
+        received = {
+            str(subject): p.received for subject, p in getattr(self, "participants", {}).items()
+        }
+        received.update(getattr(self, "_received_left", {}))
+        return {
+            **super().status(),
+            "runs": tracker.report() if tracker is not None else [],
+            "received": received,
+        }
+
     def teardown(self) -> None:
         for subject, participant in getattr(self, "participants", {}).items():
             if participant.bad_trials:
                 self.log.info("subject %d had %d bad trial(s)", subject, participant.bad_trials)
             participant.inlet.close_stream()
+        self._received_left = {
+            str(s): p.received for s, p in getattr(self, "participants", {}).items()
+        }
         self.participants = {}
         self.markers = None
+        self.triggers = None
 
 
 NODE = AcquireNode

@@ -58,6 +58,8 @@ class DecodeNode(Node):
             self._load_model()
         self.n_subjects = len(self.config["acquire"]["streams"]) or 2
         self.calibration: dict[int, tuple[str, dict[int, np.ndarray]]] = {}
+        self.calibration_bad: dict[int, set[int]] = {}
+        self.decoded_trials: set[int] = set()
         self.pending: dict[int, PendingTrial] = {}
         self.last_calibration = time.monotonic()
         # Wait at most one TR (wall time) for the other participants of a trial.
@@ -96,8 +98,21 @@ class DecodeNode(Node):
             self.log.warning(
                 "decode: trial %d subject %d is bad (%s); left out", trial, subject, meta["bad"]
             )
+            if phase == "test" and trial in self.decoded_trials:
+                return
             if phase == "test":
                 self._pending(trial, meta).bad.append(f"subject {subject}: {meta['bad']}")
+            elif phase == "train":  # accounted for: calibration need not wait for it
+                self.calibration_bad.setdefault(trial, set()).add(subject)
+                self.last_calibration = time.monotonic()
+            return
+        if phase == "test" and trial in self.decoded_trials:  # one latent per trial
+            self.count("late_responses")
+            self.log.warning(
+                "decode: trial %d subject %d came after the trial was decoded; not used",
+                trial,
+                subject,
+            )
             return
         pattern = np.array(msg.arrays[0], dtype=np.float32)
         if phase == "train":
@@ -129,6 +144,7 @@ class DecodeNode(Node):
             if not complete and now - entry.first_arrival < self.wait_s:
                 continue
             del self.pending[trial]
+            self.decoded_trials.add(trial)
             self._decode(trial, entry)
 
     def _decode(self, trial: int, entry: PendingTrial) -> None:
@@ -167,9 +183,18 @@ class DecodeNode(Node):
             self.training.wait()
 
     def _calibration_complete(self) -> bool:
-        """All scheduled calibration trials have a response from every participant."""
+        """Every scheduled calibration trial has a response (usable or bad) from every participant.
+
+        The display holds the test run until the model is ready, so a bad calibration response
+        must not keep the calibration waiting.
+        """
         n_train = self.config["stimuli"]["n_train"]
-        complete = sum(len(r) >= self.n_subjects for _, r in self.calibration.values())
+        trials = set(self.calibration) | set(self.calibration_bad)
+        complete = sum(
+            len(set(self.calibration.get(t, ("", {}))[1]) | self.calibration_bad.get(t, set()))
+            >= self.n_subjects
+            for t in trials
+        )
         return n_train > 0 and complete >= n_train
 
     def _calibration_over(self) -> bool:

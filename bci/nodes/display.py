@@ -17,8 +17,15 @@ LSL marker stream ``[acquire] marker_stream`` (type ``Markers``, one string chan
     The same flips as bus events (kind ``flip`` or ``phase``, ``lsl_time`` = the marker's stamp),
     then ``schedule_done``; ``abort`` when the experimenter presses ESC or closes the window.
 
-The schedule (:mod:`bci.nodes.schedule`) starts when the supervisor has sent ``start`` and every
-scheduled stimulus is buffered. Between frames the node waits on the bus socket with a timeout
+``events`` kind ``run_request`` (``run``, ``phase``, ``trials``, ``volumes``, ``tr_s``)
+    Before each scanner run (:mod:`bci.nodes.runs`): the operator's "start the sequence" (the
+    simulator starts its run on it). The run then starts on its first trigger
+    (:mod:`bci.nodes.trigger`), marked ``run`` with that trigger's stamp, and its stimuli are
+    scheduled from it. A keyboard trigger is also marked (``trigger``).
+
+The runs begin when the supervisor has sent ``start`` and every scheduled stimulus is buffered.
+Between runs the display waits ``run_break_s`` after the run's last volume, and a test run
+waits for the decoding model. Between frames the node waits on the bus socket with a timeout
 that ends at the next deadline (``poll_ms`` is recomputed every tick), so it reacts to a
 reconstruction as soon as it arrives and to a deadline within about a millisecond.
 """
@@ -40,14 +47,21 @@ from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
 from bci.lsl.markers import encode_marker
 from bci.lsl.streams import make_marker_outlet
 from bci.nodes.base import Node, NodeError
+from bci.nodes.runs import RunPlan, plan_runs, run_schedule
 from bci.nodes.schedule import Schedule, ScheduledEvent
 from bci.nodes.screen import Screen, open_window
+from bci.nodes.trigger import TriggerListener
 from bci.stimulus_set import load_stimulus_set
 
 IDLE_POLL_MS = 20.0
 """Longest wait on the bus between ticks (window events and heartbeats need a tick)."""
 GRACE_EXTRA_S = 2.0
 """Wall seconds added to the acquisition window when waiting for the last reconstructions."""
+TRIGGER_POLL_MS = 1.0
+"""Wait on the bus while a run waits for its first trigger (the stimuli are scheduled from it)."""
+FREE_RUN_MARGIN_S = 0.05
+"""Free-running (``[trigger] source = "none"``): a run starts a TR and this long after its
+request."""
 DROP_FRAMES = 1.5
 """A scheduled flip later than this many frame periods counts as a dropped frame."""
 LATENCY_WINDOW = 1000
@@ -91,7 +105,17 @@ class DisplayNode(Node):
         self.driver = ""
         self.lead_s = 0.0  # with vsync, flip half a frame early: the flip lands on the vblank
         self.start_time: float | None = None  # LSL time of start()
-        self.t0: float | None = None  # LSL time the schedule started
+        self.t0: float | None = None  # LSL time the current run's schedule started (its trigger)
+        self.plans: list[RunPlan] = []
+        self.schedules: list[Schedule] = []
+        self.run = -1  # the current run's index
+        self.run_state = "buffering"  # then "between", "trigger", "running", "done"
+        self.requested_at = 0.0  # LSL time the current run was asked for
+        self.run_end = 0.0  # LSL time the current run's last volume ends
+        self.next_request_at = 0.0
+        self.buffered = False
+        self.triggers: TriggerListener | None = None
+        self.run_triggers: list[int] = []
         self.done_at: float | None = None  # LSL time schedule_done is due
         self.schedule_done = False
         self.current: ScheduledEvent | None = None
@@ -101,25 +125,36 @@ class DisplayNode(Node):
 
     # -- life cycle --------------------------------------------------------------------------
     def setup(self) -> None:
-        """Load the stimulus ids, build the schedule, open the window and the marker outlet."""
+        """Load the stimulus ids, plan the runs, open the window, the marker outlet, the trigger."""
         path = self.config["stimuli"]["path"]
         try:
             ids = load_stimulus_set(path).ids
-            self.schedule = Schedule.from_config(self.config, ids)
+            self.plans = plan_runs(self.config)
+            self.schedules = [run_schedule(plan, ids, self.config) for plan in self.plans]
         except (FileNotFoundError, ValueError) as err:
             raise NodeError(f"display: {err}") from None
-        self.needed = frozenset(self.schedule.stimulus_ids)
+        self.schedule = self.schedules[0]
+        self.run_triggers = [0] * len(self.plans)
+        self.needed = frozenset(i for s in self.schedules for i in s.stimulus_ids)
         self._open_screen()
         self._draw_waiting()
-        n = len(self.schedule.trials)
+        self.triggers = TriggerListener(self.config)
+        self.triggers.open()
         self.log.info(
-            "%d trials (%d train, %d test), %.2f s wall; stimuli from %s",
-            n,
+            "%d trials (%d train, %d test) in %d runs (%s); trigger: %s; stimuli from %s",
+            self.n_trials,
             self.config["stimuli"]["n_train"],
             self.config["stimuli"]["n_test"],
-            self.schedule.duration,
+            len(self.plans),
+            ", ".join(f"{p.phase} {p.n_trials} trials {p.volumes} volumes" for p in self.plans),
+            self.triggers.source,
             path,
         )
+
+    @property
+    def n_trials(self) -> int:
+        """Trials over all runs."""
+        return sum(len(s.trials) for s in self.schedules)
 
     def _open_screen(self) -> None:
         """Open the window (vsync where the platform has it) and the marker outlet."""
@@ -142,8 +177,10 @@ class DisplayNode(Node):
         self.start_time = local_clock()
 
     def teardown(self) -> None:
-        """Close the marker stream and the window."""
+        """Close the marker stream, the trigger inlet and the window."""
         self.outlet = None
+        if self.triggers is not None:
+            self.triggers.close()
         pygame.font.quit()
         pygame.display.quit()
 
@@ -153,6 +190,9 @@ class DisplayNode(Node):
         return {
             **super().status(),
             "phase": self.current.phase if self.current else None,
+            "run": self.run,
+            "run_state": self.run_state,
+            "triggers": list(self.run_triggers),
             "trial": self.current.trial if self.current else None,
             "buffered": len(self.surfaces),
             "needed": len(self.needed),
@@ -233,65 +273,159 @@ class DisplayNode(Node):
 
     # -- time ----------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Window events, readiness, due frames, schedule end; then the wait until the next."""
+        """Window events, readiness, runs and their triggers, due frames; then the next wait."""
         self._pump_window()
         if self.finished:
             return
-        if self.t0 is None and not self._ready():
+        if not self.buffered and not self._ready():
             self.poll_ms = IDLE_POLL_MS
             return
-        while True:  # one clock reading decides both whether to hold and what is due
-            now = local_clock()
-            if self._hold_for_model(now):
-                self.poll_ms = IDLE_POLL_MS
-                return
-            frame = self.schedule.pop_frame(now - self.t0 + self.lead_s)
-            if not frame:
-                break
-            self._present(frame)
+        triggers = self.triggers.poll()
         now = local_clock()
-        if self.schedule.done and self.done_at is None:
-            self.done_at = self.t0 + self.schedule.duration + self.grace_s
+        if self.run_state == "between" and now >= self.next_request_at:
+            if not self._hold_for_model():
+                self._request_run(now)
+        if self.run_state == "trigger":
+            self._await_trigger(triggers, now)
+        elif self.run_state == "running":
+            self.run_triggers[self.run] += len(triggers)
+        if self.run_state == "running":
+            while frame := self.schedule.pop_frame(local_clock() - self.t0 + self.lead_s):
+                self._present(frame)
+            now = local_clock()
+            if self.schedule.done and now >= self.run_end:
+                self._end_run()
         if self.done_at is not None and not self.schedule_done and now >= self.done_at:
             self.schedule_done = True
-            trials, dropped = len(self.schedule.trials), self.counters["dropped_frames"]
+            dropped = self.counters["dropped_frames"]
             self.event(
                 "schedule_done",
-                trials=trials,
+                trials=self.n_trials,
+                runs=len(self.plans),
+                triggers=self.run_triggers,
                 dropped_frames=dropped,
                 reconstructions=self.counters["reconstructions"],
             )
-            self.log.info("schedule done: %d trials, %d dropped frames", trials, dropped)
+            self.log.info("schedule done: %d trials, %d dropped frames", self.n_trials, dropped)
             self.screen.draw_status(self._status_lines())
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
-        self.poll_ms = self._wait_ms(now, None if self.schedule_done else self.done_at)
+        if self.run_state == "trigger":
+            self.poll_ms = TRIGGER_POLL_MS
+        else:
+            self.poll_ms = self._wait_ms(now, None if self.schedule_done else self.done_at)
 
-    def _hold_for_model(self, now: float) -> bool:
-        """In decode mode the test run waits for the decoding model (fitted in the run break).
-
-        While it waits, the schedule's clock is held so that the test run starts, intact, the
-        moment the model is announced. ``now`` is the LSL time the caller pops frames at.
-        """
-        upcoming = self.schedule.next_event
-        if self.model_ready or self.mode != "decode" or upcoming is None:
-            return False
-        if upcoming.phase != "test":
-            return False
-        if now - self.t0 + self.lead_s < upcoming.onset:
+    def _hold_for_model(self) -> bool:
+        """In decode mode a test run waits for the decoding model (fitted in the run break)."""
+        plan = self.plans[self.run + 1]
+        if self.model_ready or self.mode != "decode" or plan.phase != "test":
             return False
         if not self.holding:
             self.holding = True
-            self.log.info("test run waits for the decoding model")
+            self.log.info("run %d (test) waits for the decoding model", plan.index)
             self.screen.draw_status([*self._status_lines(), "waiting for the decoding model"])
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
-        self.t0 = now + self.lead_s - upcoming.onset
         return True
+
+    def _request_run(self, now: float) -> None:
+        """Ask for the next run (the operator starts the scanner) and wait for its trigger."""
+        self.run += 1
+        plan = self.plans[self.run]
+        self.schedule = self.schedules[self.run]
+        self.run_state, self.requested_at = "trigger", now
+        timing = self.config["timing"]
+        self.event(
+            "run_request",
+            run=plan.index,
+            phase=plan.phase,
+            trials=plan.n_trials,
+            volumes=plan.volumes,
+            tr_s=timing["tr_s"],
+        )
+        source = self.triggers.source
+        self.log.info(
+            "run %d/%d (%s, %d volumes): %s",
+            plan.index + 1,
+            len(self.plans),
+            plan.phase,
+            plan.volumes,
+            "starts now" if source == "none" else f"waiting for the scanner trigger ({source})",
+        )
+        self.screen.draw_message(f"run {plan.index + 1} of {len(self.plans)}: get ready")
+        lines = self._status_lines()
+        self.screen.draw_status([*lines, f"waiting for the scanner trigger ({source})"])
+        pygame.display.flip()  # not a marked flip
+        if source == "none":
+            # free-running: a scanner started now has its first volume within a TR
+            timing = self.config["timing"]
+            self._start_run(now + timing["tr_s"] / timing["time_scale"] + FREE_RUN_MARGIN_S)
+
+    def _await_trigger(self, triggers: list[float], now: float) -> None:
+        """Start the run on its first trigger; give up after ``[trigger] timeout_s``."""
+        fresh = [t for t in triggers if t >= self.requested_at]
+        if fresh:
+            self._start_run(fresh[0])
+            self.run_triggers[self.run] += len(fresh)
+            return
+        timeout = float(self.config["trigger"]["timeout_s"])
+        if now - self.requested_at > timeout:
+            source = self.triggers.source
+            where = self.triggers.query.describe() if source == "lsl" else repr(self.triggers.key)
+            raise NodeError(
+                f"display: no scanner trigger ({source} {where}) within [trigger] timeout_s = "
+                f"{timeout:g} s for run {self.run + 1}"
+            )
+
+    def _start_run(self, t0: float) -> None:
+        """The run's first trigger came at ``t0``: mark it and schedule the run from it."""
+        plan, timing = self.plans[self.run], self.config["timing"]
+        self.t0 = t0
+        self.run_state = "running"
+        self.run_end = t0 + plan.volumes * timing["tr_s"] / timing["time_scale"]
+        self._mark(
+            t0,
+            "run",
+            run=plan.index,
+            phase=plan.phase,
+            trials=plan.n_trials,
+            volumes=plan.volumes,
+            tr_s=timing["tr_s"],
+        )
+        self.publish(
+            EVENTS,
+            kind="run_start",
+            meta={"node": self.name, "run": plan.index, "phase": plan.phase},
+            lsl_time=t0,
+        )
+        self.log.info("run %d started (trigger at %.3f)", plan.index + 1, t0)
+
+    def _end_run(self) -> None:
+        """The run's last volume is in: the next run after the break, or the session's end."""
+        plan, timing = self.plans[self.run], self.config["timing"]
+        self.log.info(
+            "run %d done: %d triggers for %d volumes",
+            plan.index + 1,
+            self.run_triggers[self.run],
+            plan.volumes,
+        )
+        self.event("run_end", run=plan.index, triggers=self.run_triggers[self.run])
+        if self.run + 1 < len(self.plans):
+            self.run_state = "between"
+            self.next_request_at = self.run_end + timing["run_break_s"] / timing["time_scale"]
+        else:
+            self.run_state = "done"
+            self.done_at = self.run_end + self.grace_s
 
     def _wait_ms(self, now: float, end: float | None = None) -> float:
         """How long to wait on the bus: until the next frame is due, or ``end`` if sooner."""
         deadlines = [end] if end is not None else []
-        if self.schedule is not None and self.schedule.next_onset is not None:
+        # (the evolve display runs its blocks without runs: its state stays "buffering")
+        running = self.t0 is not None and self.run_state not in ("between", "trigger")
+        if self.schedule is not None and self.schedule.next_onset is not None and running:
             deadlines.append(self.t0 + self.schedule.next_onset - self.lead_s)
+        if self.run_state == "running":
+            deadlines.append(self.run_end)
+        elif self.run_state == "between":
+            deadlines.append(self.next_request_at)
         if not deadlines:
             return IDLE_POLL_MS
         return min(IDLE_POLL_MS, max(0.0, (min(deadlines) - now) * 1000.0))
@@ -300,17 +434,19 @@ class DisplayNode(Node):
         """Start the schedule once started and buffered; show progress; enforce the timeout."""
         have, need = len(self.surfaces), len(self.needed)
         if self.started and have == need:
-            self.t0 = local_clock()
+            self.buffered = True
+            self.run_state = "between"
+            self.next_request_at = local_clock()
             self.log.info(
-                "all %d stimuli buffered %.2f s after start; schedule begins",
+                "all %d stimuli buffered %.2f s after start; schedule begins (run 1 is asked for)",
                 need,
-                self.t0 - self.start_time,
+                self.next_request_at - self.start_time,
             )
             return True
         self._draw_waiting()
         timeout = float(self.config["session"]["ready_timeout_s"])
         if self.started and local_clock() - self.start_time > timeout:
-            missing = next(s for s in self.schedule.stimulus_ids if s not in self.surfaces)
+            missing = next(s for s in sorted(self.needed) if s not in self.surfaces)
             raise NodeError(
                 f"display: only {have} of {need} stimulus images arrived within "
                 f"ready_timeout_s = {timeout:g} s (first missing: {missing})"
@@ -371,6 +507,10 @@ class DisplayNode(Node):
     def _pump_window(self) -> None:
         """Handle window events: ESC or closing the window aborts the session."""
         for event in pygame.event.get():
+            if event.type == pygame.KEYDOWN and self.triggers is not None:
+                t = local_clock()
+                if self.triggers.key_pressed(getattr(event, "unicode", ""), t):
+                    self._mark(t, "trigger", run=self.run, source="key")
             escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
             if event.type == pygame.QUIT or escape:
                 reason = "escape" if escape else "window closed"
@@ -384,8 +524,11 @@ class DisplayNode(Node):
     def _status_lines(self) -> list[str]:
         lines = []
         if self.current is not None:
-            n = len(self.schedule.trials)
-            lines.append(f"{self.current.phase} · trial {self.current.trial + 1}/{n}")
+            n = self.n_trials
+            lines.append(
+                f"run {self.run + 1}/{len(self.plans)} · {self.current.phase} · "
+                f"trial {self.current.trial + 1}/{n}"
+            )
         else:
             lines.append("session started" if self.started else "waiting for the session start")
         c = self.counters

@@ -34,7 +34,7 @@ import pylsl
 from bci.bus import Message
 from bci.bus.log import BusLogWriter
 from bci.io.labrecorder import LabRecorder
-from bci.lsl.streams import find_streams, marker_query, participant_queries
+from bci.lsl.streams import find_streams, marker_query, participant_queries, trigger_query
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import PipelineOutlets
 from bci.stimulus_set import load_stimulus_set
@@ -96,10 +96,14 @@ class RecordNode(Node):
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
 
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
-        """The participants' streams (subject, info) and the marker stream (-1, info) in time."""
+        """The participants' streams (subject, info), the marker stream (-1, info) and the
+        scanner's trigger stream (-2, info; ``[trigger] source = "lsl"``) in time."""
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
+        if (self.config.get("trigger") or {}).get("source") == "lsl":
+            subjects.append(-2)
+            queries.append(trigger_query(self.config))
         found = []
         for subject, query, info in zip(
             subjects, queries, find_streams(queries, timeout_s), strict=True

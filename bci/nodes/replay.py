@@ -4,11 +4,16 @@
 acquire, decode or evolve, render and record run as they do live, on the replayed streams.
 
 * Set-up reads the recording (:func:`bci.io.read_recording`: XDF through pyxdf with clock
-  synchronisation and dejitter, or any file MNE reads), checks that every stream the session
-  needs is in it (the participants' streams and the marker stream, by name / type / source_id
-  as configured; a missing one is a one-line error), lists what it will not replay (unusable
-  streams with the reason, streams the session does not use, the pipeline's own derived streams
-  of a recorded bci session), and opens the outlets (:class:`bci.replay.ReplayPlayer`).
+  synchronisation, stamps within 1 ms of the recorded ones, or any file MNE reads), checks that
+  every stream the session needs is in it (the participants' streams and the marker stream, by
+  name / type / source_id as configured; a missing one is a one-line error; several recorded
+  streams that match one query, e.g. a scanner bridge restarted for each run, are merged into
+  one), adds the scanner's trigger stream when the config names one and the recording has it,
+  lists what it will not replay (unusable streams with the reason, streams the session does not
+  use, the pipeline's own derived streams of a recorded bci session), and opens the outlets
+  (:class:`bci.replay.ReplayPlayer`), each buffering its whole stream.
+* Its heartbeat's ``pushed`` counts the samples pushed per stream, which the summary sets
+  against what acquire received (``replay.samples``: pushed, received, lost).
 * From the session's start it pushes every sample when its time comes (``--speed 0``: all at
   once), stamped with the recorded timing scaled by ``1 / speed``.
 * When everything is pushed it waits until the pipeline has answered every recorded trial
@@ -27,15 +32,18 @@ from pylsl import local_clock
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, LATENTS
 from bci.io.recording import read_recording
-from bci.io.streams import RecordedStream
+from bci.io.streams import RecordedStream, Recording, merge_streams
 from bci.lsl.markers import decode_marker
-from bci.lsl.streams import StreamQuery, marker_query, participant_queries
+from bci.lsl.streams import StreamQuery, marker_query, participant_queries, trigger_query
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import is_derived
 from bci.replay import ReplayPlayer
 
 IDLE_S = 10.0
 """After the last sample, the session ends when the pipeline has been quiet this long (wall s)."""
+SETTLE_S = 1.0
+"""The session ends no sooner than this after the last push (wall s), so that acquire has
+pulled every sample before it stops and the summary's lost-sample count is true."""
 
 
 def matches(stream: RecordedStream, query: StreamQuery) -> bool:
@@ -81,29 +89,39 @@ class ReplayNode(Node):
             recording = read_recording(path)
         except (OSError, ValueError) as err:
             raise NodeError(f"replay: {err}") from None
-        wanted = [*participant_queries(self.config), marker_query(self.config)]
+        participants = participant_queries(self.config)
+        wanted = [*participants, marker_query(self.config)]
         chosen: list[RecordedStream] = []
+        used: list[RecordedStream] = []
         for query in wanted:
-            found = [s for s in recording.streams if matches(s, query)]
+            found = [s for s in recording.streams if matches(s, query) and s not in used]
             if not found:
                 have = ", ".join(repr(s.name) for s in recording.streams) or "none"
                 raise NodeError(
                     f"replay: {path.name} has no stream with {query.describe()} "
                     f"(usable streams: {have})"
                 )
-            chosen.append(found[0])
+            used += found
+            chosen.append(self._merged(found))
+        self.subjects = {s.name: q.subject for s, q in zip(chosen, participants, strict=False)}
+        triggers = self._trigger_stream(recording, used)
+        if triggers is not None:
+            used.append(triggers)
         for what, why in recording.skipped:
             self.log.warning("replay: not replayed: %s: %s", what, why)
         for stream in recording.streams:
-            if stream not in chosen:
+            if stream not in used:
                 why = "the pipeline's own output" if is_derived(stream.name) else "not used"
                 self.log.info("replay: not replayed: %s (%s)", stream.describe(), why)
         self.expected = expected_answers(chosen[-1], self.config["session"]["mode"])
-        self.player = ReplayPlayer(recording, speed=self.speed, streams=[s.name for s in chosen])
+        if triggers is not None:
+            chosen.append(triggers)
+        replayed = Recording(path=recording.path, streams=chosen, info=recording.info)
+        self.player = ReplayPlayer(replayed, speed=self.speed)
         self.answers = 0
         self.done = False
         self.fitting = False
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_push = time.monotonic()
         self.counters.update({"samples": 0, "answers": 0})
         self.log.info(
             "replay: %s at speed %g: %s; %d samples over %.1f s of recording; expecting %d answers",
@@ -114,6 +132,36 @@ class ReplayNode(Node):
             recording.duration_s,
             self.expected,
         )
+
+    def _merged(self, found: list[RecordedStream]) -> RecordedStream:
+        """The one stream to replay for several recorded streams that match one query."""
+        if len(found) == 1:
+            return found[0]
+        try:
+            merged = merge_streams(found)
+        except ValueError as err:
+            self.log.warning("replay: %s; replaying the longest stream only", err)
+            return max(found, key=lambda s: s.n_samples)
+        self.log.info(
+            "replay: %d recorded streams %s merged into one (%d samples)",
+            len(found),
+            ", ".join(repr(s.source_id or s.name) for s in found),
+            merged.n_samples,
+        )
+        return merged
+
+    def _trigger_stream(
+        self, recording: Recording, used: list[RecordedStream]
+    ) -> RecordedStream | None:
+        """The recorded trigger stream, when the config names one and the recording has it."""
+        if (self.config.get("trigger") or {}).get("source") != "lsl":
+            return None
+        query = trigger_query(self.config)
+        found = [s for s in recording.streams if matches(s, query) and s not in used]
+        if not found:
+            self.log.info("replay: no trigger stream %s in the recording", query.describe())
+            return None
+        return self._merged(found)
 
     def start(self) -> None:
         super().start()
@@ -141,7 +189,7 @@ class ReplayNode(Node):
         pushed = self.player.push_due()
         if pushed:
             self.count("samples", pushed)
-            self.last_activity = time.monotonic()
+            self.last_activity = self.last_push = time.monotonic()
         if not self.player.done:
             next_due = self.player.next_due
             if next_due is not None:
@@ -149,6 +197,8 @@ class ReplayNode(Node):
             return
         self.poll_ms = 20.0
         idle = 0.0 if self.fitting else time.monotonic() - self.last_activity
+        if time.monotonic() - self.last_push < SETTLE_S:
+            return
         if self.answers >= self.expected or idle > IDLE_S:
             self.done = True
             self.event(
@@ -169,7 +219,12 @@ class ReplayNode(Node):
     def status(self) -> dict:
         """Heartbeat payload: counters, and whether everything has been pushed."""
         player = getattr(self, "player", None)  # heartbeats start before setup
-        return {**super().status(), "pushed_all": bool(player and player.done)}
+        return {
+            **super().status(),
+            "pushed_all": bool(player and player.done),
+            "pushed": player.pushed_per_stream() if player else {},
+            "subjects": getattr(self, "subjects", {}),
+        }
 
     def teardown(self) -> None:
         if hasattr(self, "player"):

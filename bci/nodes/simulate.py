@@ -5,6 +5,13 @@ Loop: pull the display's stimulus markers (LSL) -> add each stimulus's response 
 LSL outlet per participant, stamped with that time. It is a real LSL source: acquire cannot tell
 it from a scanner bridge.
 
+It behaves as a scanner does. Volumes are acquired only during runs: a run starts on the
+display's ``run_request`` event (the operator pressing start), at the next volume of the scanner's
+clock, and lasts the ``volumes`` the request names; between runs nothing is sent. Every volume
+comes with a trigger on the LSL marker stream ``[trigger] stream`` (a ``trigger`` marker with
+``run`` and ``volume``), stamped with the volume's acquisition time, as a scanner's trigger
+output through a trigger-box app would be.
+
 Clocks. The scanner clock starts at :meth:`SimulateNode.start`: ``t_scan = (t_lsl - t0) *
 time_scale``, volume ``v`` is acquired at ``t_scan = v * tr_s`` and stamped ``t0 + v * tr_s /
 time_scale`` on the LSL clock.
@@ -28,9 +35,11 @@ import math
 from typing import Any
 
 import numpy as np
-from pylsl import local_clock
+from pylsl import IRREGULAR_RATE, local_clock
 
-from bci.lsl.markers import decode_marker
+from bci.bus import Message
+from bci.bus.topics import EVENTS
+from bci.lsl.markers import MARKER_STREAM_TYPE, decode_marker, encode_marker
 from bci.lsl.streams import (
     MARKER_PROCESSING,
     SIM_PREFIX,
@@ -209,6 +218,7 @@ class SimulateNode(Node):
     """Stream a simulated cohort's BOLD responses to the display's stimuli over LSL."""
 
     name = "simulate"
+    topics = (EVENTS,)
     poll_ms = 10.0
 
     def setup(self) -> None:
@@ -241,6 +251,16 @@ class SimulateNode(Node):
             self.outlets.append(
                 make_outlet(s.name, s.type, n_voxels, rate, s.source_id, labels=labels, desc=desc)
             )
+        self.trigger_outlet = make_outlet(
+            self.config["trigger"]["stream"],
+            MARKER_STREAM_TYPE,
+            1,
+            IRREGULAR_RATE,
+            f"{SIM_PREFIX}triggers",
+            channel_format="string",
+        )
+        self.runs: list[tuple[int, int]] = []  # requested (run, volumes), not started yet
+        self.run: tuple[int, int, int] | None = None  # (run, first volume index, volumes)
         self.markers = open_inlet(
             resolve(marker_query(self.config), self.config["acquire"]["resolve_timeout_s"]),
             processing=MARKER_PROCESSING,
@@ -265,12 +285,24 @@ class SimulateNode(Node):
         super().start()
         self.t0 = local_clock()
 
+    def handle(self, msg: Message) -> None:
+        """The display asks for a run: start it at the scanner's next volume."""
+        if msg.kind == "run_request":
+            try:
+                self.runs.append((int(msg.meta["run"]), int(msg.meta["volumes"])))
+            except (KeyError, TypeError, ValueError):
+                self.count("bad_messages")
+
     def tick(self) -> None:
         if not self.started:
             return
         for text, t in pull_markers(self.markers):
             self._on_marker(text, t)
         self._emit(local_clock())
+        if self.run is None and self.runs:
+            run, volumes = self.runs.pop(0)
+            self.run = (run, self.scanner.bold.n_emitted, volumes)
+            self.log.info("run %d: %d volumes from volume %d", run, volumes, self.run[1])
 
     def _on_marker(self, text: str, t_lsl: float) -> None:
         """Receive: one marker; a stimulus adds its response patterns to the BOLD stream."""
@@ -295,17 +327,32 @@ class SimulateNode(Node):
         self.count("stimuli")
 
     def _emit(self, now: float) -> None:
-        """Publish: every volume acquired by ``now``, stamped with its acquisition time."""
+        """Publish: the run's volumes acquired by ``now``, stamped with their acquisition time.
+
+        Volumes outside a run are computed (the BOLD response goes on) but not acquired.
+        """
         times, volumes = self.scanner.volumes_until((now - self.t0) * self.time_scale)
-        if not times.size:
+        if not times.size or self.run is None:
             return
-        stamps = (self.t0 + times / self.time_scale).tolist()
-        for outlet, block in zip(self.outlets, volumes, strict=True):
-            outlet.push_chunk(block, timestamp=stamps)
-        self.count("volumes", int(times.size))
+        run, first, n = self.run
+        index = np.arange(self.scanner.bold.n_emitted - times.size, self.scanner.bold.n_emitted)
+        keep = (index >= first) & (index < first + n)
+        if keep.any():
+            stamps = (self.t0 + times[keep] / self.time_scale).tolist()
+            for outlet, block in zip(self.outlets, volumes, strict=True):
+                outlet.push_chunk(block[keep], timestamp=stamps)
+            for v, t in zip(index[keep], stamps, strict=True):
+                marker = encode_marker("trigger", run=run, volume=int(v - first))
+                self.trigger_outlet.push_sample([marker], t)
+            self.count("volumes", int(keep.sum()))
+            self.count("triggers", int(keep.sum()))
+        if index[-1] >= first + n - 1:
+            self.log.info("run %d done: %d volumes", run, n)
+            self.run = None
 
     def teardown(self) -> None:
         self.outlets = []  # liblsl withdraws a stream when its outlet is destroyed
+        self.trigger_outlet = None
         self.markers = None
 
 

@@ -46,6 +46,10 @@ class Trial:
         The window ``[start, end)``.
     known_at : float
         When the marker was received; a response is never ready before it.
+    run_end : float
+        When the trial's scanner run ends (its last volume's interval; inf when unknown): the
+        window is cut from the run's own volumes, and is complete once the run's last volume
+        is in even if the window reaches past it.
     """
 
     trial: int
@@ -55,6 +59,7 @@ class Trial:
     start: float
     end: float
     known_at: float = -math.inf
+    run_end: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,13 @@ class TrialCutter:
         return start, start + self.window_s
 
     def add_trial(
-        self, trial: int, stimulus: str, phase: str, onset: float, known_at: float = -math.inf
+        self,
+        trial: int,
+        stimulus: str,
+        phase: str,
+        onset: float,
+        known_at: float = -math.inf,
+        run_end: float = math.inf,
     ) -> Trial | None:
         """Register a stimulus onset; return its :class:`Trial`, or None for a repeated marker.
 
@@ -250,13 +261,17 @@ class TrialCutter:
             Onset time.
         known_at : float
             When the marker arrived.
+        run_end : float
+            When the trial's run ends (see :class:`Trial`).
         """
         key = (str(phase), int(trial))
         if key in self._seen:
             return None
         self._seen.add(key)
         start, end = self.window(onset)
-        item = Trial(int(trial), str(stimulus), str(phase), float(onset), start, end, known_at)
+        item = Trial(
+            int(trial), str(stimulus), str(phase), float(onset), start, end, known_at, run_end
+        )
         for pending in self._pending.values():
             bisect.insort(pending, item, key=lambda t: (t.end, t.trial))
         return item
@@ -300,11 +315,11 @@ class TrialCutter:
     def _try_cut(
         self, trial: Trial, subject: int, buffer: VolumeBuffer, now: float
     ) -> CutResponse | None:
-        lo, hi = trial.start - self.tol, trial.end - self.tol
+        lo, hi = trial.start - self.tol, min(trial.end, trial.run_end) - self.tol
         period = buffer.period_s or 0.0
         done = buffer.first_at_or_after(hi - period)
         if done is None:
-            waited = now - trial.end
+            waited = now - min(trial.end, trial.run_end)
             if waited < self.stall_s:
                 return None
             why = f"stream stalled: no volume {waited:.1f} s after the window end"

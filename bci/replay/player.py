@@ -22,8 +22,10 @@ complete a window one sample early, sees the replayed stream as it is.
 
 LSL orders samples within a stream only (each stream is its own connection), so each stream's
 samples are pushed in order, and the streams are interleaved in time order in blocks of at most
-:data:`BLOCK` samples. An outlet buffers at most 360 s of its nominal rate
-for an inlet that falls behind, which matters for ``speed=0`` replays of long recordings.
+:data:`BLOCK` samples. Each outlet buffers the whole stream for an inlet that falls behind
+(liblsl's default, 360 s of the nominal rate, lost most of a 0.5 Hz recording pushed at
+``speed=0``), and announces its sample count in ``desc/replay_samples`` so that an inlet can
+size its own buffer (:func:`bci.lsl.streams.buffer_seconds`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import pylsl
 
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording
-from bci.lsl.streams import make_outlet
+from bci.lsl.streams import REPLAY_SAMPLES_KEY, buffer_seconds, make_outlet
 
 __all__ = ["BLOCK", "ReplayPlayer"]
 
@@ -140,18 +142,20 @@ class ReplayPlayer:
         self._outlets: list[pylsl.StreamOutlet] = []
         self._closed = False
         for stream, name in zip(chosen, self.names, strict=True):
+            # Samples come `speed` times as often; at speed 0 their stamps keep the recorded
+            # spacing, so the recorded rate describes them.
+            rate = stream.nominal_srate * (self.speed if self.speed > 0 else 1.0)
             self._outlets.append(
                 make_outlet(
                     name,
                     stream.type,
                     stream.n_channels,
-                    # Samples come `speed` times as often; at speed 0 their stamps keep the
-                    # recorded spacing, so the recorded rate describes them.
-                    stream.nominal_srate * (self.speed if self.speed > 0 else 1.0),
+                    rate,
                     stream.source_id,
                     labels=stream.channel_labels,
-                    desc=_outlet_desc(stream),
+                    desc={**_outlet_desc(stream), REPLAY_SAMPLES_KEY: str(stream.n_samples)},
                     channel_format=stream.channel_format,
+                    max_buffered=buffer_seconds(stream.n_samples, rate),
                 )
             )
             log.info("replaying %s as %r", stream.describe(), name)
@@ -167,6 +171,10 @@ class ReplayPlayer:
     def n_pushed(self) -> int:
         """Samples pushed so far."""
         return self._cursor
+
+    def pushed_per_stream(self) -> dict[str, int]:
+        """Samples pushed so far, per replayed stream (by outlet name)."""
+        return {name: int(n) for name, n in zip(self.names, self._next, strict=True)}
 
     @property
     def done(self) -> bool:

@@ -21,6 +21,8 @@ else:  # pragma: no cover
 MODES = ("decode", "evolve")
 NODES = ("simulate", "acquire", "decode", "evolve", "render", "display", "record")
 OPTIMIZERS = ("genetic", "cmaes", "random")
+TRIGGER_SOURCES = ("none", "lsl", "key")
+PHASES = ("train", "test")
 
 
 def _fraction(v: Any) -> str | None:
@@ -59,6 +61,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stimulus_s": Key(float, 2.0, positive),
         "isi_s": Key(float, 2.0, non_negative),
         "run_break_s": Key(float, 30.0, non_negative),
+        # scanner seconds from a run's first trigger to its first stimulus (dummy scans)
+        "lead_in_s": Key(float, 0.0, non_negative),
+    },
+    "trigger": {
+        # what starts each run: an LSL marker stream (scanner bridge, trigger-box app), the key
+        # a trigger box types, or nothing (free-running)
+        "source": Key(str, "none", one_of(*TRIGGER_SOURCES)),
+        "stream": Key(str, "bci-triggers"),
+        "key": Key(str, "5"),
+        "timeout_s": Key(float, 600.0, positive),
     },
     "acquire": {
         "marker_stream": Key(str, "bci-markers"),
@@ -160,6 +172,40 @@ STREAM_KEYS: dict[str, Key] = {
 }
 
 
+RUN_KEYS: dict[str, Key] = {
+    "phase": Key(str, required=True, check=one_of(*PHASES)),
+    "trials": Key(int, required=True, check=positive),
+    # 0: just enough volumes for the run's last response window
+    "volumes": Key(int, 0, non_negative),
+}
+
+
+def _validate_runs(
+    raw: Any, config: dict[str, Any], source: str, raw_stimuli: Any = None
+) -> list[dict[str, Any]]:
+    """The ``[[runs]]`` tables, checked; they set ``[stimuli] n_train`` and ``n_test``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: runs must be [[runs]] tables, got {type(raw).__name__}")
+    runs = [validate_table(f"[[runs]] #{i}", r, RUN_KEYS, source) for i, r in enumerate(raw, 1)]
+    phases = [r["phase"] for r in runs]
+    if "test" not in phases:
+        raise ConfigError(f"{source}: [[runs]] needs at least one test run")
+    if "train" in phases[phases.index("test") :]:
+        raise ConfigError(f"{source}: [[runs]] calibration (train) runs must all come first")
+    given = raw_stimuli or {}
+    for key, phase in (("n_train", "train"), ("n_test", "test")):
+        total = sum(r["trials"] for r in runs if r["phase"] == phase)
+        if key in given and given[key] != total:
+            raise ConfigError(
+                f"{source}: [stimuli] {key} = {given[key]} but the {phase} [[runs]] have "
+                f"{total} trials (leave {key} out: the runs set it)"
+            )
+        config["stimuli"][key] = total
+    return runs
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a session config.
 
@@ -185,7 +231,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = Path()) -> dict:
     """Validate an already-parsed config dict (see :func:`load_config`)."""
-    unknown = sorted(set(raw) - set(SCHEMA))
+    unknown = sorted(set(raw) - set(SCHEMA) - {"runs"})
     if unknown:
         raise ConfigError(
             f"{source}: unknown table [{unknown[0]}] (known: {', '.join(sorted(SCHEMA))})"
@@ -194,6 +240,7 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
         name: validate_table(f"[{name}]", raw.get(name), keys, source)
         for name, keys in SCHEMA.items()
     }
+    config["runs"] = _validate_runs(raw.get("runs"), config, source, raw.get("stimuli"))
     streams = []
     for i, stream in enumerate(config["acquire"]["streams"], start=1):
         s = validate_table(f"[[acquire.streams]] #{i}", stream, STREAM_KEYS, source)
@@ -291,11 +338,17 @@ def with_replay(config: dict[str, Any], recording: Path, speed: float) -> dict[s
 def config_to_toml(raw: dict[str, Any]) -> str:
     """Write a config dict (as :func:`load_config` reads it, before validation) as TOML.
 
-    Tables hold scalars and lists; ``[acquire] streams`` becomes ``[[acquire.streams]]`` tables.
+    Tables hold scalars and lists; ``[acquire] streams`` becomes ``[[acquire.streams]]`` tables
+    and a top-level list of tables (``runs``) becomes ``[[runs]]`` tables.
     Scripts and tests that build sessions use it; :func:`load_config` reads the result back.
     """
     lines = []
     for name, table in raw.items():
+        if isinstance(table, list):  # [[runs]]
+            for item in table:
+                lines.append(f"[[{name}]]")
+                lines += [f"{key} = {json.dumps(value)}" for key, value in item.items()]
+            continue
         table = dict(table)
         streams = table.pop("streams", None)
         lines.append(f"[{name}]")

@@ -29,7 +29,62 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def decode_report(out: str | Path, config: dict) -> dict:
+def _trial_use(log: list, subjects: set[int], decoded: set[int], fitted: int | None) -> dict:
+    """Per trial (phase, trial): its run and, if it could not be used, why."""
+    seen: dict[tuple[str, int], dict] = {}
+    for m in log:
+        if m.topic != "responses":
+            continue
+        key = (str(m.meta.get("phase")), int(m.meta.get("trial", -1)))
+        entry = seen.setdefault(key, {"run": m.meta.get("run", 0), "bad": [], "subjects": set()})
+        entry["subjects"].add(m.meta.get("subject"))
+        if m.meta.get("bad"):
+            entry["bad"].append(str(m.meta["bad"]))
+    for (phase, trial), entry in seen.items():
+        reasons = list(dict.fromkeys(entry["bad"]))
+        missing = subjects - entry["subjects"]
+        if missing and not reasons:
+            reasons.append(f"no response from subject {', '.join(map(str, sorted(missing)))}")
+        if phase == "test" and trial not in decoded and not reasons:
+            reasons.append("not decoded")
+        if phase == "train" and fitted == 0 and not reasons:
+            reasons.append("not used: the model was not fitted in this session")
+        entry["reason"] = "; ".join(reasons) or None
+    return seen
+
+
+def _runs(use: dict, acquired: list[dict]) -> list[dict]:
+    """The ``runs`` table: acquire's per-run counts with the trials used and not used."""
+    by_run: dict[int, dict] = {}
+    for (phase, trial), entry in sorted(use.items(), key=lambda kv: kv[0][1]):
+        run = by_run.setdefault(
+            int(entry["run"] or 0), {"phase": phase, "trials": 0, "used": 0, "bad_trials": []}
+        )
+        run["trials"] += 1
+        if entry["reason"] is None:
+            run["used"] += 1
+        else:
+            run["bad_trials"].append({"trial": trial, "reason": entry["reason"]})
+    out = []
+    for k in sorted(set(by_run) | {int(r["run"]) for r in acquired}):
+        acq = next((r for r in acquired if int(r["run"]) == k), {})
+        mine = by_run.get(k, {"phase": acq.get("phase", ""), "trials": 0, "used": 0})
+        out.append(
+            {
+                "run": k,
+                "phase": mine["phase"] or acq.get("phase", ""),
+                "trials": mine["trials"],
+                "trials_used": mine["used"],
+                "volumes_received": acq.get("volumes_received", {}),
+                "volumes_expected": acq.get("volumes_expected"),
+                "triggers": acq.get("triggers", 0),
+                "bad_trials": mine.get("bad_trials", []),
+            }
+        )
+    return out
+
+
+def decode_report(out: str | Path, config: dict, statuses: dict | None = None) -> dict:
     """Build the decode part of ``summary.json`` and write latents and figures into ``out``.
 
     Parameters
@@ -38,20 +93,20 @@ def decode_report(out: str | Path, config: dict) -> dict:
         The session folder (with ``bus/`` written by the record node).
     config : dict
         The session's validated config.
+    statuses : dict, optional
+        The nodes' last heartbeats (acquire's holds the per-run volume counts).
 
     Returns
     -------
     dict
-        ``trials``, ``decoding``, ``latency_ms`` and ``bad_trials``.
+        ``trials`` (what was used: calibration trials the model was fitted on, or with every
+        participant's usable response when the model came from a file; decoded test trials),
+        ``bad_trials`` (how many trials could not be used), ``runs`` (per run: phase, trials,
+        trials used, volumes received per subject and expected from the triggers, and each
+        unusable trial with its reason), ``decoding`` and ``latency_ms``.
     """
     out = Path(out)
     log = read_bus_log(out / "bus", topics=("responses", "latents", "events"))
-    trials = {"train": set(), "test": set()}
-    bad = 0
-    for m in log:
-        if m.topic == "responses":
-            trials.get(m.meta.get("phase"), set()).add(m.meta.get("trial"))
-            bad += bool(m.meta.get("bad"))
     decoded: dict[int, tuple[str, np.ndarray]] = {}
     skipped = 0
     for m in log:
@@ -61,6 +116,17 @@ def decode_report(out: str | Path, config: dict) -> dict:
                 skipped += 1  # not a decoded trial: it says neither which trial nor stimulus
                 continue
             decoded[trial] = (stimulus, np.array(m.arrays[0]))
+    fitting = [m for m in log if m.topic == "events" and m.kind == "model_fitting"]
+    fitted = int(fitting[-1].meta.get("trials", 0)) if fitting else None
+    subjects = {
+        m.meta["subject"]
+        for m in log
+        if m.topic == "responses" and type(m.meta.get("subject")) is int
+    }
+    use = _trial_use(log, subjects, set(decoded), 0 if config["model"]["path"] else fitted)
+    usable_train = sum(1 for (p, _), e in use.items() if p == "train" and e["reason"] is None)
+    bad = sum(1 for e in use.values() if e["reason"] is not None)
+    runs = _runs(use, (statuses or {}).get("acquire", {}).get("runs", []))
     latencies = [
         float(m.meta["latency_ms"])
         for m in log
@@ -70,8 +136,9 @@ def decode_report(out: str | Path, config: dict) -> dict:
         and np.isfinite(m.meta.get("latency_ms", np.nan))
     ]
     report = {
-        "trials": {"train": len(trials["train"]), "test": len(trials["test"])},
+        "trials": {"train": fitted if fitted is not None else usable_train, "test": len(decoded)},
         "bad_trials": bad,
+        "runs": runs,
         "skipped_latents": skipped,
         "decoding": None,
         "latency_ms": _percentiles(latencies),

@@ -16,7 +16,16 @@ def _headline(mode: str, summary: dict) -> list[str]:
     lines = []
     if mode == "decode":
         t = summary.get("trials", {})
-        lines.append(f"trials: {t.get('train', 0)} calibration, {t.get('test', 0)} test")
+        lines.append(
+            f"trials used: {t.get('train', 0)} calibration, {t.get('test', 0)} test; "
+            f"{summary.get('bad_trials', 0)} could not be used"
+        )
+        for run in summary.get("runs", []):
+            received = "/".join(str(v) for v in run["volumes_received"].values()) or "0"
+            lines.append(
+                f"run {run['run']} ({run['phase']}): {run['trials_used']}/{run['trials']} trials "
+                f"used, volumes received {received} of {run['volumes_expected']} expected"
+            )
         d = summary.get("decoding") or {}
         if d:
             lines.append(
@@ -33,6 +42,8 @@ def _headline(mode: str, summary: dict) -> list[str]:
     replay = summary.get("replay")
     if replay:
         line = f"replay of {Path(replay['recording']).name} at speed {replay['speed']:g}"
+        lost = sum(s["lost"] for s in replay.get("samples", {}).values())
+        line += f" ({lost} samples lost)"
         if "max_latent_difference" in replay:
             line += (
                 f": {replay['trials_compared']} trials compared with the live session, "
@@ -62,6 +73,20 @@ def _headline(mode: str, summary: dict) -> list[str]:
     return lines
 
 
+def replay_sample_counts(statuses: dict) -> dict[str, dict[str, int]]:
+    """Per replayed participant stream: samples pushed by the replay, received by acquire, lost."""
+    replay, acquire = statuses.get("replay", {}), statuses.get("acquire", {})
+    received = acquire.get("received", {})
+    out = {}
+    for name, pushed in replay.get("pushed", {}).items():
+        subject = replay.get("subjects", {}).get(name)
+        if subject is None:
+            continue
+        got = int(received.get(str(subject), 0))
+        out[name] = {"pushed": int(pushed), "received": got, "lost": max(int(pushed) - got, 0)}
+    return out
+
+
 def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
     """Run one session in ``out``; return the summary (also written to ``summary.json``)."""
     mode = config["session"]["mode"]
@@ -71,7 +96,7 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
         if mode == "decode":
             from bci.session.decode_report import decode_report
 
-            report = decode_report(out, config)
+            report = decode_report(out, config, result.statuses)
         elif mode == "evolve":
             from bci.session.evolve_report import evolve_report
 
@@ -80,6 +105,10 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
             from bci.session.replay_report import replay_report
 
             report["replay"] = replay_report(out, config)
+            report["replay"]["samples"] = replay_sample_counts(result.statuses)
+            lost = sum(s["lost"] for s in report["replay"]["samples"].values())
+            if lost:
+                log.warning("the replay lost %d samples: %s", lost, report["replay"]["samples"])
     except Exception as err:  # the summary must still be written
         log.exception("building the %s report failed", mode)
         result.errors.append(f"report failed: {type(err).__name__}: {err}")
@@ -92,6 +121,16 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
         result.errors.append(error)
         if not config["record"]["optional"]:
             result.exit_code = result.exit_code or 1
+    for run in report.get("runs", []):
+        expected = run.get("volumes_expected")
+        short = {s: n for s, n in run["volumes_received"].items() if expected and n < expected}
+        if short:
+            log.warning(
+                "run %d: volumes received %s of %d expected from the triggers",
+                run["run"],
+                short,
+                expected,
+            )
     summary = write_summary(out, mode, config, result, report)
     summary["headline"] = _headline(mode, summary)
     return summary
