@@ -19,6 +19,7 @@ from pylsl import local_clock
 from bci.bus import Publisher
 from bci.lsl.markers import encode_marker
 from bci.lsl.streams import make_marker_outlet, make_outlet, participant_queries
+from bci.nodes.acquire import TOLERANCE_TR
 from bci.nodes.simulate import simulated_streams
 from bci.session.config import validate_config
 from bci.sim import SimulatedCohort
@@ -185,7 +186,9 @@ def test_simulate_to_acquire_one_response_per_trial_and_subject(uid, lab):
         assert meta["rate_hz"] == pytest.approx(SCALE / TR)  # the stream's nominal rate
         assert abs(meta["onset_lsl"] - onsets[k]) < 1e-3
         window_end = onsets[k] + (DELAY + WINDOW) / SCALE
-        assert meta["arrival_lsl"] >= window_end - TR / SCALE  # regular stream: last volume in
+        # regular stream: the window's last volume is within a TR (and the cutter's boundary
+        # tolerance) of its end, and arrives after it
+        assert meta["arrival_lsl"] >= window_end - (1 + TOLERANCE_TR) * TR / SCALE
         assert msg.lsl_time == meta["arrival_lsl"]
         [pattern] = msg.arrays
         assert pattern.dtype == np.float32 and pattern.shape == (n_voxels,)

@@ -119,8 +119,14 @@ def recording(tmp_path_factory):
     return _write_recording(tmp / "scan.xdf"), _config(tmp / "scan.toml")
 
 
+@pytest.fixture(scope="module")
+def decoded() -> dict[str, np.ndarray]:
+    """The latents each replay decoded, by speed (filled by the replay tests of this module)."""
+    return {}
+
+
 @pytest.mark.parametrize("speed", ["0", "5"])
-def test_real_tr_recording_replays_every_trial(recording, tmp_path, speed, request):
+def test_real_tr_recording_replays_every_trial(recording, tmp_path, speed, decoded):
     xdf, config = recording
     out = tmp_path / f"replay-{speed}"
     done = run_session(config, out, "--replay", str(xdf), "--speed", speed, timeout=240)
@@ -143,12 +149,10 @@ def test_real_tr_recording_replays_every_trial(recording, tmp_path, speed, reque
     latents = np.load(out / "decoded_latents.npz")
     assert list(latents["trial"]) == list(range(N_TRAIN, N_TRAIN + N_TEST))
     assert summary["decoding"]["latent_correlation"] > 0.3  # chance is 0
-    request.config.cache.set(f"real-tr-latents-{speed}", latents["decoded"].tolist())
+    decoded[speed] = latents["decoded"]
     assert node_processes(str(out)) == []
 
 
-def test_real_tr_replays_decode_the_same_latents_at_both_speeds(request):
-    fast = request.config.cache.get("real-tr-latents-0", None)
-    paced = request.config.cache.get("real-tr-latents-5", None)
-    assert fast is not None and paced is not None, "run the two replays first"
-    assert np.max(np.abs(np.asarray(fast) - np.asarray(paced))) <= 1e-5
+def test_real_tr_replays_decode_the_same_latents_at_both_speeds(decoded):
+    assert set(decoded) == {"0", "5"}, "both replays of this module must have run and passed"
+    assert np.max(np.abs(decoded["0"] - decoded["5"])) <= 1e-5

@@ -83,6 +83,6 @@ def test_a_labrecorder_that_cannot_start_is_an_error_unless_optional(tmp_path, o
     else:
         assert code == 1, node.log()
         assert (
-            "ERROR bci.nodes: record: no XDF recording: LabRecorder did not start recording "
+            "ERROR bci.nodes.runner: record: no XDF recording: LabRecorder did not start recording "
             "within 0.05 s ([record] optional = true goes on without)"
         ) in node.log()
