@@ -167,9 +167,36 @@ class EvolveNode(Node):
             len(ids)
         )
         is_reference = [i >= len(population) for i in order]
+        self._publish_block(generation, ids, latents, order, is_reference, population=population)
+        for sid in ids:
+            if sid in self.early:
+                self._answer(self.current, sid, self.early.pop(sid))
+
+    def _ask_probe(self) -> None:
+        """Publish the probe block: each probe image ``probe_repeats`` times, shuffled."""
+        evo = self.config["evolve"]
+        n, repeats = len(self.probe_latents), int(evo["probe_repeats"])
+        ids = [f"probe-{i:02d}-r{r}" for r in range(repeats) for i in range(n)]
+        latents = np.tile(self.probe_latents, (repeats, 1))
+        order = np.random.default_rng([evo["seed"], 999]).permutation(len(ids))
+        self._publish_block(
+            PROBE_GENERATION, ids, latents, order, [True] * len(ids), probe=True, patterns={}
+        )
+        self.log.info("evolve: probe block of %d images x %d repeats", n, repeats)
+
+    def _publish_block(
+        self,
+        generation: int,
+        ids: list[str],
+        latents: np.ndarray,
+        order: np.ndarray,
+        reference: list[bool],
+        **state: Any,
+    ) -> None:
+        """Make ``ids`` the current block (``state`` adds to it) and publish it in ``order``."""
         self.current = {
             "generation": generation,
-            "population": population,
+            **state,
             "ids": ids,
             "values": dict.fromkeys(ids, math.nan),
             "answered": set(),
@@ -182,44 +209,8 @@ class EvolveNode(Node):
             GENERATIONS,
             [latents[order]],
             kind="generation",
-            meta={
-                "generation": generation,
-                "ids": [ids[i] for i in order],
-                "reference": is_reference,
-            },
+            meta={"generation": generation, "ids": [ids[i] for i in order], "reference": reference},
         )
-        for sid in ids:
-            if sid in self.early:
-                self._answer(self.current, sid, self.early.pop(sid))
-
-    def _ask_probe(self) -> None:
-        """Publish the probe block: each probe image ``probe_repeats`` times, shuffled."""
-        evo = self.config["evolve"]
-        n, repeats = len(self.probe_latents), int(evo["probe_repeats"])
-        ids = [f"probe-{i:02d}-r{r}" for r in range(repeats) for i in range(n)]
-        latents = np.tile(self.probe_latents, (repeats, 1))
-        order = np.random.default_rng([evo["seed"], 999]).permutation(len(ids))
-        self.current = {
-            "generation": PROBE_GENERATION,
-            "probe": True,
-            "ids": ids,
-            "values": dict.fromkeys(ids, math.nan),
-            "patterns": {},
-            "answered": set(),
-            "shown_at": time.monotonic() + len(ids) * self.trial_s if self.replay else None,
-            "published_at": time.monotonic(),
-        }
-        self.publish(
-            GENERATIONS,
-            [latents[order]],
-            kind="generation",
-            meta={
-                "generation": PROBE_GENERATION,
-                "ids": [ids[i] for i in order],
-                "reference": [True] * len(ids),
-            },
-        )
-        self.log.info("evolve: probe block of %d images x %d repeats", n, repeats)
 
     def _finish_probe(self, current: dict[str, Any]) -> None:
         """Choose the target site from the probe block; write ``evolve/probe.json``."""
