@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,22 +29,10 @@ from threadpoolctl import threadpool_limits
 
 from bci.align import SRM
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_venv import ensure_peer_venv  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-
-
-def ensure_venv(venv: Path, python: str) -> Path:
-    """Create the BrainIAK venv if it does not hold brainiak yet; return its interpreter."""
-    exe = venv / "bin" / "python"
-    if exe.exists():
-        found = subprocess.run([exe, "-c", "import brainiak"], capture_output=True)
-        if found.returncode == 0:
-            return exe
-    if shutil.which("mpiexec") is None:
-        sys.exit("bench_srm: BrainIAK needs an MPI runtime (apt-get install openmpi-bin)")
-    print(f"building the BrainIAK venv in {venv} (a few minutes) ...", flush=True)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([exe, "-m", "pip", "install", "--quiet", "brainiak"], check=True)
-    return exe
 
 
 def simulate(seed: int, subjects: int, samples: int, voxels: int, k: int) -> list[np.ndarray]:
@@ -74,7 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    exe = ensure_venv(args.venv, args.python)
+    exe = ensure_peer_venv(
+        args.venv,
+        args.python,
+        "brainiak",
+        [["brainiak"]],
+        needs=("mpiexec", "apt-get install openmpi-bin"),
+        tool="bench_srm",
+    )
     xs = simulate(args.seed, args.subjects, args.samples, args.voxels, args.features)
     threads = str(args.threads)
     env = {

@@ -32,6 +32,9 @@ import numpy as np
 
 from bci.align import Hyperalignment
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_venv import ensure_peer_venv  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 PINS = ["numpy==1.23.5", "scipy==1.11.4", "nibabel<5.2", "setuptools<70", "wheel"]
 CASES = [
@@ -68,23 +71,6 @@ def default_python() -> str:
     return sys.executable
 
 
-def ensure_venv(venv: Path, python: str) -> Path:
-    """Create the PyMVPA venv if it does not hold mvpa2 yet; return its interpreter."""
-    exe = venv / "bin" / "python"
-    if exe.exists():
-        found = subprocess.run([exe, "-c", "import mvpa2"], capture_output=True)
-        if found.returncode == 0:
-            return exe
-    if shutil.which("swig") is None:
-        sys.exit("check_hyper_pymvpa: building pymvpa2 needs swig (apt-get install swig)")
-    print(f"building the PyMVPA venv in {venv} with {python} (a few minutes) ...", flush=True)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    pip = [str(exe), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, *PINS], check=True)
-    subprocess.run([*pip, "--no-build-isolation", "pymvpa2==2.6.5"], check=True)
-    return exe
-
-
 def simulate(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Three subjects sharing a 10-dimensional response, with offsets, gains and noise."""
     rng = np.random.default_rng(seed)
@@ -108,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tol", type=float, default=1e-10)
     args = parser.parse_args(argv)
 
-    exe = ensure_venv(args.venv, args.python)
+    exe = ensure_peer_venv(
+        args.venv,
+        args.python,
+        "mvpa2",
+        [PINS, ["--no-build-isolation", "pymvpa2==2.6.5"]],
+        needs=("swig", "apt-get install swig"),
+        tool="check_hyper_pymvpa",
+    )
     train, test = simulate(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         data, cases, out = Path(tmp, "data.npz"), Path(tmp, "cases.json"), Path(tmp, "out.npz")
