@@ -20,8 +20,8 @@ class NodeProcess:
     ----------
     name : str
         Node to run.
-    config : dict
-        A validated config (``validate_config``).
+    config : SessionConfig
+        A validated config (``validate_config``); the node reads it back from the session file.
     out : Path
         Session folder (logs go to ``out/logs/NAME.log``).
     topics : list of str
@@ -48,7 +48,7 @@ class NodeProcess:
         self.control = Publisher(endpoints["supervisor"], name="supervisor")
         self.session_file = self.out / f"session-{name}.json"
         self.session_file.write_text(
-            json.dumps({"config": config, "out": str(self.out), "endpoints": endpoints})
+            json.dumps({"config": config.to_dict(), "out": str(self.out), "endpoints": endpoints})
         )
         self.log_path = self.out / "logs" / f"{name}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")

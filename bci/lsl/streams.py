@@ -18,13 +18,13 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
+from bci.config import SessionConfig
 from bci.lsl.counting_outlet import CountingOutlet
 from bci.lsl.markers import MARKER_STREAM_TYPE
 
@@ -82,7 +82,7 @@ class StreamQuery:
         return " ".join(f"{k}={v!r}" for k, v in self._fields())
 
 
-def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
+def participant_queries(config: SessionConfig) -> list[StreamQuery]:
     """The participant streams of a session.
 
     ``[[acquire.streams]]`` when configured; otherwise, with the simulator enabled, its default
@@ -91,7 +91,7 @@ def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
 
     Parameters
     ----------
-    config : dict
+    config : SessionConfig
         A validated session config.
 
     Returns
@@ -99,31 +99,29 @@ def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
     list of StreamQuery
         One per participant, in config order.
     """
-    streams = config["acquire"]["streams"]
+    streams = config.acquire.streams
     if streams:
-        return [
-            StreamQuery(s["name"], s["type"], s["source_id"], int(s["subject"])) for s in streams
-        ]
-    if config["simulate"]["enabled"] and config["session"]["mode"] == "evolve":
+        return [StreamQuery(s.name, s.type, s.source_id, int(s.subject)) for s in streams]
+    if config.simulate.enabled and config.session.mode == "evolve":
         return [StreamQuery(f"{SIM_PREFIX}units", SPIKES_TYPE, "", 0)]
-    if config["simulate"]["enabled"]:
+    if config.simulate.enabled:
         return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i) for i in range(2)]
     return []
 
 
-def marker_query(config: dict[str, Any]) -> StreamQuery:
+def marker_query(config: SessionConfig) -> StreamQuery:
     """The session's marker stream (``[acquire] marker_stream`` and ``marker_type``).
 
     Live, that is the display's stream (type ``Markers``); a replayed recording from another
     tool may carry its markers under another type.
     """
-    acquire = config["acquire"]
-    return StreamQuery(acquire["marker_stream"], acquire.get("marker_type", MARKER_STREAM_TYPE))
+    acquire = config.acquire
+    return StreamQuery(acquire.marker_stream, acquire.marker_type)
 
 
-def trigger_query(config: dict[str, Any]) -> StreamQuery:
+def trigger_query(config: SessionConfig) -> StreamQuery:
     """The scanner's trigger stream (``[trigger] stream``, any type)."""
-    return StreamQuery(config["trigger"]["stream"])
+    return StreamQuery(config.trigger.stream)
 
 
 def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:

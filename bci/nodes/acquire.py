@@ -50,6 +50,7 @@ import pylsl
 from pylsl import local_clock
 from pylsl.util import LostError
 
+from bci.config import SessionConfig
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
     DATA_PROCESSING,
@@ -91,15 +92,15 @@ class Participant:
     received: int = 0
 
 
-def expected_channels(config: dict[str, Any], counts: list[int]) -> int:
+def expected_channels(config: SessionConfig, counts: list[int]) -> int:
     """The channel count every participant stream must have.
 
     The simulator's ``n_voxels`` (decode) or ``n_units`` (evolve) when it is enabled; otherwise
     the count of the majority of the streams (of the first stream when there is no majority).
     """
-    if config["simulate"]["enabled"]:
-        key = "n_units" if config["session"]["mode"] == "evolve" else "n_voxels"
-        return int(config["simulate"][key])
+    if config.simulate.enabled:
+        key = "n_units" if config.session.mode == "evolve" else "n_voxels"
+        return int(getattr(config.simulate, key))
     count, votes = Counter(counts).most_common(1)[0]
     return count if 2 * votes > len(counts) else counts[0]
 
@@ -111,24 +112,24 @@ class AcquireNode(Node):
     poll_ms = 10.0
 
     def setup(self) -> None:
-        acq, timing = self.config["acquire"], self.config["timing"]
-        scale = float(timing["time_scale"])
+        acq, timing = self.config.acquire, self.config.timing
+        scale = float(timing.time_scale)
         queries = participant_queries(self.config)
         if not queries:
             raise NodeError("acquire: [acquire] streams is empty and the simulator is disabled")
         subjects = [q.subject for q in queries]
         if len(set(subjects)) != len(subjects):
             raise NodeError(f"acquire: [[acquire.streams]] repeat a subject: {subjects}")
-        infos = resolve_all([*queries, marker_query(self.config)], acq["resolve_timeout_s"])
-        self.replay = bool(self.config.get("replay"))
+        infos = resolve_all([*queries, marker_query(self.config)], acq.resolve_timeout_s)
+        self.replay = self.config.replay is not None
         self.markers = open_inlet(
             infos[-1], processing=MARKER_PROCESSING, max_buflen=self._buffer_s(infos[-1])
         )
         self.triggers = self._open_triggers()
         expected = expected_channels(self.config, [i.channel_count() for i in infos[:-1]])
-        fmri = self.config["session"]["mode"] == "decode"
-        tr = timing["tr_s"] / scale
-        if fmri and acq["window_s"] < timing["tr_s"]:
+        fmri = self.config.session.mode == "decode"
+        tr = timing.tr_s / scale
+        if fmri and acq.window_s < timing.tr_s:
             self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
         self.participants: dict[int, Participant] = {}
         buffers: dict[int, VolumeBuffer] = {}
@@ -136,7 +137,7 @@ class AcquireNode(Node):
             # -- spike events and broadband voltage (bci.nodes.spike_input) --
             settings = stream_settings(self.config, index)
             if settings.kind != "counts":
-                known = settings.kind == "broadband" or self.config["simulate"]["enabled"]
+                known = settings.kind == "broadband" or self.config.simulate.enabled
                 sites = settings.channels or (expected if known else 0)
                 try:
                     reader = open_spike_reader(
@@ -200,17 +201,17 @@ class AcquireNode(Node):
         period = tr if fmri else 1.0 / min(p.rate_hz for p in self.participants.values())
         self.cutter = TrialCutter(
             buffers,
-            acq["delay_s"] / scale,
-            acq["window_s"] / scale,
+            acq.delay_s / scale,
+            acq.window_s / scale,
             tolerance_s=TOLERANCE_TR * period,
-            baseline_s=float(acq.get("baseline_s", 0.0)) / scale,
+            baseline_s=float(acq.baseline_s) / scale,
             # A replay may deliver a whole recording at once (--speed 0): keep all of it.
             retain_s=math.inf
-            if self.config.get("replay")
-            else (acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
-            stall_s=acq["resolve_timeout_s"],
+            if self.config.replay is not None
+            else (acq.delay_s + acq.window_s) / scale + LATE_MARKER_S,
+            stall_s=acq.resolve_timeout_s,
         )
-        self.display_delay_s = float(acq.get("display_delay_s", 0.0))  # wall seconds
+        self.display_delay_s = float(acq.display_delay_s)  # wall seconds
         self.scale, self.tr_wall = scale, tr
         self.tracker = (
             RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
@@ -220,8 +221,8 @@ class AcquireNode(Node):
             "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
             sorted(self.participants),
             expected,
-            acq["delay_s"],
-            acq["delay_s"] + acq["window_s"],
+            acq.delay_s,
+            acq.delay_s + acq.window_s,
         )
 
     def _buffer_s(self, info: pylsl.StreamInfo) -> int:
@@ -232,8 +233,7 @@ class AcquireNode(Node):
 
     def _open_triggers(self) -> pylsl.StreamInlet | None:
         """The scanner's trigger stream, if the config names one and it is there."""
-        trigger = self.config.get("trigger") or {}
-        if trigger.get("source") != "lsl":
+        if self.config.trigger.source != "lsl":
             return None
         query = trigger_query(self.config)
         info = find_streams([query], 1.0 if self.replay else 2.0)[0]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bci.bus import Message, Publisher
+from bci.config import SessionConfig
 
 
 class NodeError(RuntimeError):
@@ -29,7 +30,7 @@ class Node:
 
     Parameters
     ----------
-    config : dict
+    config : SessionConfig
         The validated session config (:func:`bci.session.config.load_config`).
     out : Path
         The session folder.
@@ -60,7 +61,7 @@ class Node:
     waits_for_subscribers: ClassVar[bool] = False
     drain_on_stop_ms: ClassVar[float] = 0.0
 
-    def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
+    def __init__(self, config: SessionConfig, out: Path, publisher: Publisher) -> None:
         self.config = config
         self.out = Path(out)
         self.publisher = publisher

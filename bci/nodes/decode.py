@@ -49,21 +49,21 @@ class DecodeNode(Node):
     waits_for_subscribers = True
 
     def setup(self) -> None:
-        model_path = self.config["model"]["path"]
+        model_path = self.config.model.path
         self.model_path = Path(model_path) if model_path else self.out / "model.npz"
-        self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+        self.stimuli = load_stimulus_set(self.config.stimuli.path)
         self.model: DecodingModel | None = None
         self.training: subprocess.Popen | None = None
         if self.model_path.is_file():
             self._load_model()
-        self.n_subjects = len(self.config["acquire"]["streams"]) or 2
+        self.n_subjects = len(self.config.acquire.streams) or 2
         self.calibration: dict[int, tuple[str, dict[int, np.ndarray]]] = {}
         self.calibration_bad: dict[int, set[int]] = {}
         self.decoded_trials: set[int] = set()
         self.pending: dict[int, PendingTrial] = {}
         self.last_calibration = time.monotonic()
         # Wait at most one TR (wall time) for the other participants of a trial.
-        self.wait_s = self.config["timing"]["tr_s"] / self.config["timing"]["time_scale"]
+        self.wait_s = self.config.timing.tr_s / self.config.timing.time_scale
 
     def _load_model(self) -> None:
         try:
@@ -188,7 +188,7 @@ class DecodeNode(Node):
         The display holds the test run until the model is ready, so a bad calibration response
         must not keep the calibration waiting.
         """
-        n_train = self.config["stimuli"]["n_train"]
+        n_train = self.config.stimuli.n_train
         trials = set(self.calibration) | set(self.calibration_bad)
         complete = sum(
             len(set(self.calibration.get(t, ("", {}))[1]) | self.calibration_bad.get(t, set()))
@@ -207,7 +207,7 @@ class DecodeNode(Node):
         """
         if not self.pending:
             return False
-        settle = CALIBRATION_SETTLE_S if self.config.get("replay") else 0.0
+        settle = CALIBRATION_SETTLE_S if self.config.replay is not None else 0.0
         return time.monotonic() - self.last_calibration >= settle
 
     def _calibrate(self) -> None:
@@ -232,7 +232,7 @@ class DecodeNode(Node):
             np.array(["train"] * len(trials)),
             meta={"stimuli": ids, "trials": trials, "subjects": subjects},
         )
-        model = self.config["model"]
+        model = self.config.model
         cmd = [
             sys.executable,
             "-m",
@@ -241,12 +241,12 @@ class DecodeNode(Node):
             "--out",
             str(self.model_path),
             "--aligner",
-            model["aligner"],
+            model.aligner,
             "--alphas",
-            *map(str, model["alphas"]),
+            *map(str, model.alphas),
         ]
-        if model["n_components"]:
-            cmd += ["--n-components", str(model["n_components"])]
+        if model.n_components:
+            cmd += ["--n-components", str(model.n_components)]
         self.log.info(
             "decode: fitting the model on %d calibration trials: %s", len(trials), " ".join(cmd)
         )

@@ -44,6 +44,7 @@ from pylsl import StreamOutlet, local_clock
 
 from bci.bus import Message, Publisher
 from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
+from bci.config import SessionConfig
 from bci.lsl.markers import encode_marker
 from bci.lsl.streams import make_marker_outlet
 from bci.nodes.base import Node, NodeError
@@ -73,7 +74,7 @@ class DisplayNode(Node):
 
     Parameters
     ----------
-    config : dict
+    config : SessionConfig
         Validated session config; uses ``[display]``, ``[timing]``, ``[stimuli]``,
         ``[acquire] marker_stream, delay_s, window_s`` and ``[session] ready_timeout_s``.
     out : Path
@@ -85,15 +86,15 @@ class DisplayNode(Node):
     name = "display"
     topics = (IMAGES, IMAGES_DISPLAY, EVENTS)
 
-    def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
+    def __init__(self, config: SessionConfig, out: Path, publisher: Publisher) -> None:
         super().__init__(config, out, publisher)
         self.poll_ms = IDLE_POLL_MS
-        self.frame_s = 1.0 / float(config["display"]["fps"])
-        self.mode = config["session"]["mode"]
+        self.frame_s = 1.0 / float(config.display.fps)
+        self.mode = config.session.mode
         self.model_ready = False
         self.holding = False
-        acquire, timing = config["acquire"], config["timing"]
-        self.grace_s = (acquire["delay_s"] + acquire["window_s"]) / timing["time_scale"]
+        acquire, timing = config.acquire, config.timing
+        self.grace_s = (acquire.delay_s + acquire.window_s) / timing.time_scale
         self.grace_s += GRACE_EXTRA_S
         self.counters = {"dropped_frames": 0, "flips": 0, "reconstructions": 0}
         self.schedule: Schedule | None = None
@@ -126,7 +127,7 @@ class DisplayNode(Node):
     # -- life cycle --------------------------------------------------------------------------
     def setup(self) -> None:
         """Load the stimulus ids, plan the runs, open the window, the marker outlet, the trigger."""
-        path = self.config["stimuli"]["path"]
+        path = self.config.stimuli.path
         try:
             ids = load_stimulus_set(path).ids
             self.plans = plan_runs(self.config)
@@ -143,8 +144,8 @@ class DisplayNode(Node):
         self.log.info(
             "%d trials (%d train, %d test) in %d runs (%s); trigger: %s; stimuli from %s",
             self.n_trials,
-            self.config["stimuli"]["n_train"],
-            self.config["stimuli"]["n_test"],
+            self.config.stimuli.n_train,
+            self.config.stimuli.n_test,
             len(self.plans),
             ", ".join(f"{p.phase} {p.n_trials} trials {p.volumes} volumes" for p in self.plans),
             self.triggers.source,
@@ -158,10 +159,8 @@ class DisplayNode(Node):
 
     def _open_screen(self) -> None:
         """Open the window (vsync where the platform has it) and the marker outlet."""
-        cfg = self.config["display"]
-        window = open_window(
-            cfg["width"], cfg["height"], fullscreen=cfg["fullscreen"], vsync=cfg["vsync"]
-        )
+        cfg = self.config.display
+        window = open_window(cfg.width, cfg.height, fullscreen=cfg.fullscreen, vsync=cfg.vsync)
         self.vsync, self.driver = window.vsync, window.driver
         self.lead_s = 0.5 * self.frame_s if self.vsync else 0.0
         self.screen = Screen(window.surface)
@@ -169,7 +168,7 @@ class DisplayNode(Node):
         self.outlet = self._open_outlet()
 
     def _open_outlet(self) -> StreamOutlet:
-        return make_marker_outlet(self.config["acquire"]["marker_stream"], self.name)
+        return make_marker_outlet(self.config.acquire.marker_stream, self.name)
 
     def start(self) -> None:
         """The session has started: wait for the stimuli, then run the schedule."""
@@ -332,14 +331,14 @@ class DisplayNode(Node):
         plan = self.plans[self.run]
         self.schedule = self.schedules[self.run]
         self.run_state, self.requested_at = "trigger", now
-        timing = self.config["timing"]
+        timing = self.config.timing
         self.event(
             "run_request",
             run=plan.index,
             phase=plan.phase,
             trials=plan.n_trials,
             volumes=plan.volumes,
-            tr_s=timing["tr_s"],
+            tr_s=timing.tr_s,
         )
         source = self.triggers.source
         self.log.info(
@@ -356,8 +355,8 @@ class DisplayNode(Node):
         pygame.display.flip()  # not a marked flip
         if source == "none":
             # free-running: a scanner started now has its first volume within a TR
-            timing = self.config["timing"]
-            self._start_run(now + timing["tr_s"] / timing["time_scale"] + FREE_RUN_MARGIN_S)
+            timing = self.config.timing
+            self._start_run(now + timing.tr_s / timing.time_scale + FREE_RUN_MARGIN_S)
 
     def _await_trigger(self, triggers: list[float], now: float) -> None:
         """Start the run on its first trigger; give up after ``[trigger] timeout_s``."""
@@ -366,7 +365,7 @@ class DisplayNode(Node):
             self._start_run(fresh[0])
             self.run_triggers[self.run] += len(fresh)
             return
-        timeout = float(self.config["trigger"]["timeout_s"])
+        timeout = float(self.config.trigger.timeout_s)
         if now - self.requested_at > timeout:
             source = self.triggers.source
             where = self.triggers.query.describe() if source == "lsl" else repr(self.triggers.key)
@@ -377,10 +376,10 @@ class DisplayNode(Node):
 
     def _start_run(self, t0: float) -> None:
         """The run's first trigger came at ``t0``: mark it and schedule the run from it."""
-        plan, timing = self.plans[self.run], self.config["timing"]
+        plan, timing = self.plans[self.run], self.config.timing
         self.t0 = t0
         self.run_state = "running"
-        self.run_end = t0 + plan.volumes * timing["tr_s"] / timing["time_scale"]
+        self.run_end = t0 + plan.volumes * timing.tr_s / timing.time_scale
         self._mark(
             t0,
             "run",
@@ -388,7 +387,7 @@ class DisplayNode(Node):
             phase=plan.phase,
             trials=plan.n_trials,
             volumes=plan.volumes,
-            tr_s=timing["tr_s"],
+            tr_s=timing.tr_s,
         )
         self.publish(
             EVENTS,
@@ -400,7 +399,7 @@ class DisplayNode(Node):
 
     def _end_run(self) -> None:
         """The run's last volume is in: the next run after the break, or the session's end."""
-        plan, timing = self.plans[self.run], self.config["timing"]
+        plan, timing = self.plans[self.run], self.config.timing
         self.log.info(
             "run %d done: %d triggers for %d volumes",
             plan.index + 1,
@@ -410,7 +409,7 @@ class DisplayNode(Node):
         self.event("run_end", run=plan.index, triggers=self.run_triggers[self.run])
         if self.run + 1 < len(self.plans):
             self.run_state = "between"
-            self.next_request_at = self.run_end + timing["run_break_s"] / timing["time_scale"]
+            self.next_request_at = self.run_end + timing.run_break_s / timing.time_scale
         else:
             self.run_state = "done"
             self.done_at = self.run_end + self.grace_s
@@ -444,7 +443,7 @@ class DisplayNode(Node):
             )
             return True
         self._draw_waiting()
-        timeout = float(self.config["session"]["ready_timeout_s"])
+        timeout = float(self.config.session.ready_timeout_s)
         if self.started and local_clock() - self.start_time > timeout:
             missing = next(s for s in sorted(self.needed) if s not in self.surfaces)
             raise NodeError(

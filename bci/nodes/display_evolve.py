@@ -31,6 +31,7 @@ from pylsl import local_clock
 
 from bci.bus import Message, Publisher
 from bci.bus.topics import IMAGES, IMAGES_DISPLAY
+from bci.config import SessionConfig
 from bci.nodes.display import IDLE_POLL_MS, DisplayNode
 from bci.nodes.schedule import Schedule
 
@@ -44,7 +45,7 @@ class EvolveDisplayNode(DisplayNode):
     name = "display"
     topics = (IMAGES, IMAGES_DISPLAY)
 
-    def __init__(self, config: dict, out: Path, publisher: Publisher) -> None:
+    def __init__(self, config: SessionConfig, out: Path, publisher: Publisher) -> None:
         super().__init__(config, out, publisher)
         self.blocks: deque[tuple[int, list[str]]] = deque()
         self.block_end: float | None = None  # LSL time the current block's last blank ends
@@ -60,11 +61,11 @@ class EvolveDisplayNode(DisplayNode):
         self.screen.draw_message("waiting for the first generation")
         self.screen.draw_status(self._status_lines())
         pygame.display.flip()
-        timing = self.config["timing"]
+        timing = self.config.timing
         self.log.info(
             "evolve display: %.0f ms on, %.0f ms off (wall)",
-            1000 * timing["stimulus_s"] / timing["time_scale"],
-            1000 * timing["isi_s"] / timing["time_scale"],
+            1000 * timing.stimulus_s / timing.time_scale,
+            1000 * timing.isi_s / timing.time_scale,
         )
 
     # -- messages ------------------------------------------------------------------------------
@@ -136,14 +137,14 @@ class EvolveDisplayNode(DisplayNode):
 
     def _start_block(self) -> None:
         self.generation, ids = self.blocks.popleft()
-        timing = self.config["timing"]
+        timing = self.config.timing
         self.schedule = Schedule.block(
             ids,
             first_trial=self.next_trial,
             phase=BLOCK_PHASE,
-            stimulus_s=timing["stimulus_s"],
-            isi_s=timing["isi_s"],
-            time_scale=timing["time_scale"],
+            stimulus_s=timing.stimulus_s,
+            isi_s=timing.isi_s,
+            time_scale=timing.time_scale,
         )
         self.next_trial += len(ids)
         self.t0 = local_clock() + self.frame_s  # first flip one frame from now

@@ -53,6 +53,7 @@ import numpy as np
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
+from bci.config import SessionConfig
 from bci.evolve import from_state_dict, make_optimizer
 from bci.evolve.base import Optimizer
 from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
@@ -66,17 +67,17 @@ PROBE_GENERATION = -1
 """The generation number of the probe block's message."""
 
 
-def make_session_optimizer(config: dict[str, Any], latent_dim: int) -> Optimizer:
+def make_session_optimizer(config: SessionConfig, latent_dim: int) -> Optimizer:
     """The optimiser a session config asks for (``[evolve]``)."""
-    evo = config["evolve"]
-    params: dict[str, Any] = {"random_state": evo["seed"]}
-    if evo["population_size"]:
-        params["population_size"] = evo["population_size"]
-    if evo["optimizer"] == "genetic":
-        params["preset"] = evo["preset"]
-    elif evo["optimizer"] == "cmaes":
-        params["sigma0"] = evo["sigma0"]
-    return make_optimizer(evo["optimizer"], latent_dim, **params)
+    evo = config.evolve
+    params: dict[str, Any] = {"random_state": evo.seed}
+    if evo.population_size:
+        params["population_size"] = evo.population_size
+    if evo.optimizer == "genetic":
+        params["preset"] = evo.preset
+    elif evo.optimizer == "cmaes":
+        params["sigma0"] = evo.sigma0
+    return make_optimizer(evo.optimizer, latent_dim, **params)
 
 
 class EvolveNode(Node):
@@ -89,29 +90,29 @@ class EvolveNode(Node):
     waits_for_subscribers = True
 
     def setup(self) -> None:
-        evo = self.config["evolve"]
+        evo = self.config.evolve
         try:
-            stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+            stimuli = load_stimulus_set(self.config.stimuli.path)
         except (OSError, ValueError) as err:
             raise NodeError(f"evolve: {err}") from None
-        if evo["n_reference"] > len(stimuli):
+        if evo.n_reference > len(stimuli):
             raise NodeError(
                 f"evolve: [evolve] n_reference = {evo['n_reference']} but the stimulus set has "
                 f"{len(stimuli)} stimuli"
             )
-        self.references = stimuli.latents[: evo["n_reference"]].astype(np.float32)
-        self.reference_ids = list(stimuli.ids[: evo["n_reference"]])
-        self.n_generations = int(evo["generations"])
-        self.unit = evo["unit"]
+        self.references = stimuli.latents[: evo.n_reference].astype(np.float32)
+        self.reference_ids = list(stimuli.ids[: evo.n_reference])
+        self.n_generations = int(evo.generations)
+        self.unit = evo.unit
         self.probe_path = self.out / PROBE
-        self.probe_latents = stimuli.latents[: evo["probe_images"]].astype(np.float32)
+        self.probe_latents = stimuli.latents[: evo.probe_images].astype(np.float32)
         self.sites: list[int] | None = None
         if self.unit == "best":
             if self.probe_path.is_file():  # resumed: keep the choice
                 self.sites = json.loads(self.probe_path.read_text())["sites"]
         else:
             self.sites = target_sites(self.unit)
-        self.timeout_s = float(evo["response_timeout_s"])
+        self.timeout_s = float(evo.response_timeout_s)
         self.checkpoint = self.out / CHECKPOINT
         self.history: list[dict[str, Any]] = []
         try:
@@ -122,10 +123,10 @@ class EvolveNode(Node):
             raise NodeError(f"evolve: {err}") from None
         self.current: dict[str, Any] | None = None
         self.done = False
-        self.replay = bool(self.config.get("replay"))
+        self.replay = self.config.replay is not None
         self.early: dict[str, Message] = {}
-        timing = self.config["timing"]
-        self.trial_s = (timing["stimulus_s"] + timing["isi_s"]) / timing["time_scale"]
+        timing = self.config.timing
+        self.trial_s = (timing.stimulus_s + timing.isi_s) / timing.time_scale
         self.counters.update({"generations": len(self.history), "responses": 0, "missing": 0})
         self.log.info(
             "evolve: %s, population %d, %d references, %d generations%s",
@@ -163,9 +164,7 @@ class EvolveNode(Node):
         ids = [f"g{generation:03d}-{i:02d}" for i in range(len(population))]
         ids += [f"g{generation:03d}-ref{j}" for j in range(len(self.references))]
         latents = np.concatenate([population, self.references]).astype(np.float32)
-        order = np.random.default_rng([self.config["evolve"]["seed"], generation]).permutation(
-            len(ids)
-        )
+        order = np.random.default_rng([self.config.evolve.seed, generation]).permutation(len(ids))
         is_reference = [i >= len(population) for i in order]
         self._publish_block(generation, ids, latents, order, is_reference, population=population)
         for sid in ids:
@@ -174,11 +173,11 @@ class EvolveNode(Node):
 
     def _ask_probe(self) -> None:
         """Publish the probe block: each probe image ``probe_repeats`` times, shuffled."""
-        evo = self.config["evolve"]
-        n, repeats = len(self.probe_latents), int(evo["probe_repeats"])
+        evo = self.config.evolve
+        n, repeats = len(self.probe_latents), int(evo.probe_repeats)
         ids = [f"probe-{i:02d}-r{r}" for r in range(repeats) for i in range(n)]
         latents = np.tile(self.probe_latents, (repeats, 1))
-        order = np.random.default_rng([evo["seed"], 999]).permutation(len(ids))
+        order = np.random.default_rng([evo.seed, 999]).permutation(len(ids))
         self._publish_block(
             PROBE_GENERATION, ids, latents, order, [True] * len(ids), probe=True, patterns={}
         )

@@ -67,14 +67,14 @@ class RecordNode(Node):
         self.outlets: PipelineOutlets | None = None
         self.recorder: LabRecorder | None = None
         self.xdf_path: Path | None = None
-        self.optional = bool(self.config["record"]["optional"])
-        if not self.config["record"]["xdf"]:
+        self.optional = bool(self.config.record.optional)
+        if not self.config.record.xdf:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
             return
-        found = self._find_streams(self.config["acquire"]["resolve_timeout_s"])
+        found = self._find_streams(self.config.acquire.resolve_timeout_s)
         channels = {subject: info.channel_count() for subject, info in found if subject >= 0}
-        latent_dim = load_stimulus_set(self.config["stimuli"]["path"]).latent_dim
-        evolve = self.config["session"]["mode"] == "evolve"
+        latent_dim = load_stimulus_set(self.config.stimuli.path).latent_dim
+        evolve = self.config.session.mode == "evolve"
         self.outlets = PipelineOutlets(uuid.uuid4().hex[:8], latent_dim, channels, fitness=evolve)
         streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
         path = next_xdf_path(self.out)
@@ -82,7 +82,7 @@ class RecordNode(Node):
             path, streams + self.outlets.streams, log_path=self.out / "logs" / "labrecorder.log"
         )
         try:
-            names = self.recorder.start(timeout_s=self.config["acquire"]["resolve_timeout_s"])
+            names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
         except (OSError, RuntimeError) as err:
             self.recorder = None
             if not self.optional:
@@ -102,7 +102,7 @@ class RecordNode(Node):
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
-        if self.config["trigger"]["source"] == "lsl" or self.config["simulate"]["enabled"]:
+        if self.config.trigger.source == "lsl" or self.config.simulate.enabled:
             subjects.append(-2)
             queries.append(trigger_query(self.config))
         found = []

@@ -33,27 +33,27 @@ class RenderNode(Node):
     waits_for_subscribers = True
 
     def setup(self) -> None:
-        spec = self.config["generator"]
-        if spec["cpu_threads"]:
+        spec = self.config.generator
+        if spec.cpu_threads:
             # One thread renders a small batch fastest on a machine the other nodes share.
-            torch.set_num_threads(spec["cpu_threads"])
+            torch.set_num_threads(spec.cpu_threads)
         try:
             self.generator = load(
-                spec["spec"],
-                device=None if spec["device"] == "auto" else spec["device"],
-                precision=spec["precision"],
-                batch_size=spec["batch_size"],
+                spec.spec,
+                device=None if spec.device == "auto" else spec.device,
+                precision=spec.precision,
+                batch_size=spec.batch_size,
             )
         except (OSError, ValueError, RuntimeError) as err:
             raise NodeError(f"render: cannot load generator {spec['spec']!r}: {err}") from None
-        self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+        self.stimuli = load_stimulus_set(self.config.stimuli.path)
         if self.stimuli.latent_dim != self.generator.latent_dim:
             raise NodeError(
                 f"render: the stimulus latents are {self.stimuli.latent_dim}-d but generator "
                 f"{spec['spec']!r} takes {self.generator.latent_dim}-d latents"
             )
-        evolve = self.config["session"]["mode"] == "evolve"
-        n = 0 if evolve else self.config["stimuli"]["n_train"] + self.config["stimuli"]["n_test"]
+        evolve = self.config.session.mode == "evolve"
+        n = 0 if evolve else self.config.stimuli.n_train + self.config.stimuli.n_test
         if n > len(self.stimuli):
             raise NodeError(
                 f"render: the schedule needs {n} stimuli but the set has {len(self.stimuli)}"

@@ -83,8 +83,8 @@ class ReplayNode(Node):
     poll_ms = 5.0
 
     def setup(self) -> None:
-        replay = self.config["replay"]
-        path, self.speed = Path(replay["path"]), float(replay["speed"])
+        replay = self.config.replay
+        path, self.speed = Path(replay.path), float(replay.speed)
         try:
             recording = read_recording(path)
         except (OSError, ValueError) as err:
@@ -113,7 +113,7 @@ class ReplayNode(Node):
             if stream not in used:
                 why = "the pipeline's own output" if is_derived(stream.name) else "not used"
                 self.log.info("replay: not replayed: %s (%s)", stream.describe(), why)
-        self.expected = expected_answers(chosen[-1], self.config["session"]["mode"])
+        self.expected = expected_answers(chosen[-1], self.config.session.mode)
         if triggers is not None:
             chosen.append(triggers)
         replayed = Recording(path=recording.path, streams=chosen, info=recording.info)
@@ -154,7 +154,7 @@ class ReplayNode(Node):
         self, recording: Recording, used: list[RecordedStream]
     ) -> RecordedStream | None:
         """The recorded trigger stream, when the config names one and the recording has it."""
-        if (self.config.get("trigger") or {}).get("source") != "lsl":
+        if self.config.trigger.source != "lsl":
             return None
         query = trigger_query(self.config)
         found = [s for s in recording.streams if matches(s, query) and s not in used]
@@ -175,7 +175,7 @@ class ReplayNode(Node):
                 self.fitting = msg.kind == "model_fitting"
                 self.last_activity = time.monotonic()
             return
-        mode = self.config["session"]["mode"]
+        mode = self.config.session.mode
         if (mode == "decode" and msg.kind == "latent") or (
             mode == "evolve" and msg.kind == "fitness"
         ):

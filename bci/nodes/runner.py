@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from bci.bus import Message, Publisher, Subscriber
+from bci.config import SessionConfig
 from bci.logs import setup_logging
 from bci.lsl.counting_outlet import samples_sent
 from bci.lsl.streams import StreamError
@@ -51,8 +52,8 @@ class _StopFlag:
 
 def run_node(name: str, session: dict) -> int:
     """Run node ``name`` until it is told to stop; return its exit code."""
-    config = session["config"]
-    cls = node_class(name, config["session"]["mode"])
+    config = SessionConfig.from_dict(session["config"], source="the session file")
+    cls = node_class(name, config.session.mode)
     endpoints: dict[str, str] = session["endpoints"]
     flag = _StopFlag()
     signal.signal(signal.SIGTERM, flag)
@@ -64,7 +65,7 @@ def run_node(name: str, session: dict) -> int:
     subscriber = Subscriber(others, topics=cls.topics)
     control = Subscriber([endpoints["supervisor"]], topics=["control"])
     node: Node = cls(config, Path(session["out"]), publisher)
-    heartbeat_s = float(config["session"]["heartbeat_s"])
+    heartbeat_s = config.session.heartbeat_s
     next_beat = 0.0
 
     def beat(state: str) -> None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from bci.config import SessionConfig
+from bci.config.tables import Run
 from bci.nodes.schedule import Schedule, Trial
 
 _EPS = 1e-9
@@ -51,41 +52,36 @@ class RunPlan:
     volumes: int
 
 
-def default_volumes(n_trials: int, config: dict[str, Any]) -> int:
+def default_volumes(n_trials: int, config: SessionConfig) -> int:
     """Volumes a run of ``n_trials`` needs: until its last response window has been acquired."""
-    timing, acquire = config["timing"], config["acquire"]
-    trial_s = timing["stimulus_s"] + timing["isi_s"]
-    last_onset = timing.get("lead_in_s", 0.0) + (n_trials - 1) * trial_s
-    end = max(last_onset + acquire["delay_s"] + acquire["window_s"], n_trials * trial_s)
+    timing, acquire = config.timing, config.acquire
+    trial_s = timing.stimulus_s + timing.isi_s
+    last_onset = timing.lead_in_s + (n_trials - 1) * trial_s
+    end = max(last_onset + acquire.delay_s + acquire.window_s, n_trials * trial_s)
     # + 2: the volume that ends the last window, and one TR of slack for a free-running start
-    return int(math.ceil(end / timing["tr_s"] - _EPS)) + 2
+    return int(math.ceil(end / timing.tr_s - _EPS)) + 2
 
 
-def declared_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
+def declared_runs(config: SessionConfig) -> list[Run]:
     """The ``[[runs]]`` of a config, or the two runs a config without them has."""
-    runs = config.get("runs") or []
-    if runs:
-        return [dict(r) for r in runs]
-    stimuli = config["stimuli"]
-    out = []
-    if stimuli["n_train"]:
-        out.append({"phase": "train", "trials": int(stimuli["n_train"]), "volumes": 0})
-    out.append({"phase": "test", "trials": int(stimuli["n_test"]), "volumes": 0})
-    return out
+    if config.runs:
+        return list(config.runs)
+    stimuli = config.stimuli
+    out = [Run(phase="train", trials=stimuli.n_train)] if stimuli.n_train else []
+    return [*out, Run(phase="test", trials=stimuli.n_test)]
 
 
-def plan_runs(config: dict[str, Any]) -> list[RunPlan]:
+def plan_runs(config: SessionConfig) -> list[RunPlan]:
     """The session's runs, in order (see the module docstring)."""
     plans, first = [], 0
     for k, run in enumerate(declared_runs(config)):
-        n = int(run["trials"])
-        volumes = int(run.get("volumes") or 0) or default_volumes(n, config)
-        plans.append(RunPlan(k, str(run["phase"]), first, n, volumes))
-        first += n
+        volumes = run.volumes or default_volumes(run.trials, config)
+        plans.append(RunPlan(k, run.phase, first, run.trials, volumes))
+        first += run.trials
     return plans
 
 
-def run_schedule(plan: RunPlan, ids: Sequence[str], config: dict[str, Any]) -> Schedule:
+def run_schedule(plan: RunPlan, ids: Sequence[str], config: SessionConfig) -> Schedule:
     """The display's schedule of one run, in wall seconds from the run's first trigger.
 
     Raises
@@ -99,16 +95,16 @@ def run_schedule(plan: RunPlan, ids: Sequence[str], config: dict[str, Any]) -> S
             f"the stimulus set has {len(ids)} stimuli but the runs present {end} "
             f"(run {plan.index} ends with trial {end - 1})"
         )
-    timing = config["timing"]
-    scale = float(timing["time_scale"])
-    trial_s = timing["stimulus_s"] + timing["isi_s"]
-    lead = timing.get("lead_in_s", 0.0)
+    timing = config.timing
+    scale = float(timing.time_scale)
+    trial_s = timing.stimulus_s + timing.isi_s
+    lead = timing.lead_in_s
     trials = []
     for k in range(plan.n_trials):
         onset = (lead + k * trial_s) / scale
         i = plan.first_trial + k
         trials.append(
-            Trial(i, i, str(ids[i]), plan.phase, onset, onset + timing["stimulus_s"] / scale)
+            Trial(i, i, str(ids[i]), plan.phase, onset, onset + timing.stimulus_s / scale)
         )
-    duration = max(plan.volumes * timing["tr_s"], lead + plan.n_trials * trial_s)
+    duration = max(plan.volumes * timing.tr_s, lead + plan.n_trials * trial_s)
     return Schedule(trials, duration / scale)

@@ -142,17 +142,17 @@ class Schedule:
         ValueError
             The stimulus set has fewer stimuli than the schedule presents.
         """
-        n_train = int(config["stimuli"]["n_train"])
-        n_test = int(config["stimuli"]["n_test"])
-        timing = config["timing"]
+        n_train = int(config.stimuli.n_train)
+        n_test = int(config.stimuli.n_test)
+        timing = config.timing
         return cls.build(
             ids,
             n_train=n_train,
             n_test=n_test,
-            stimulus_s=float(timing["stimulus_s"]),
-            isi_s=float(timing["isi_s"]),
-            time_scale=float(timing["time_scale"]),
-            run_break_s=float(timing.get("run_break_s", 0.0)),
+            stimulus_s=float(timing.stimulus_s),
+            isi_s=float(timing.isi_s),
+            time_scale=float(timing.time_scale),
+            run_break_s=float(timing.run_break_s),
         )
 
     @classmethod

@@ -32,13 +32,13 @@ drift; the neighbouring trials' HRF tails overlap the window as they would in a 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from pylsl import IRREGULAR_RATE, local_clock
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS
+from bci.config import SessionConfig
 from bci.lsl.markers import MARKER_STREAM_TYPE, decode_marker, encode_marker
 from bci.lsl.streams import (
     MARKER_PROCESSING,
@@ -61,7 +61,7 @@ N_PHASES = 64
 """Onset phases within a TR averaged over to compute the window's mean HRF weight."""
 
 
-def simulated_streams(config: dict[str, Any]) -> list[StreamQuery]:
+def simulated_streams(config: SessionConfig) -> list[StreamQuery]:
     """The streams the simulator serves: the configured ones, or ``bci-sim-01``, ``-02``.
 
     A configured stream without a name is named ``bci-sim-NN``; without a source_id it gets
@@ -169,22 +169,20 @@ class VirtualScanner:
         )
 
     @classmethod
-    def from_config(
-        cls, config: dict[str, Any], n_subjects: int, latent_dim: int
-    ) -> VirtualScanner:
+    def from_config(cls, config: SessionConfig, n_subjects: int, latent_dim: int) -> VirtualScanner:
         """The scanner a session config describes."""
-        sim, timing, acq = config["simulate"], config["timing"], config["acquire"]
+        sim, timing, acq = config.simulate, config.timing, config.acquire
         return cls(
             n_subjects,
-            int(sim["n_voxels"]),
+            int(sim.n_voxels),
             latent_dim,
-            snr=sim["snr"],
-            ar_rho=sim["ar_rho"],
-            seed=sim["seed"],
-            tr_s=timing["tr_s"],
-            stimulus_s=timing["stimulus_s"],
-            delay_s=acq["delay_s"],
-            window_s=acq["window_s"],
+            snr=sim.snr,
+            ar_rho=sim.ar_rho,
+            seed=sim.seed,
+            tr_s=timing.tr_s,
+            stimulus_s=timing.stimulus_s,
+            delay_s=acq.delay_s,
+            window_s=acq.window_s,
         )
 
     def add_stimulus(self, onset_s: float, latent: np.ndarray) -> None:
@@ -222,37 +220,37 @@ class SimulateNode(Node):
     poll_ms = 10.0
 
     def setup(self) -> None:
-        sim, timing = self.config["simulate"], self.config["timing"]
-        if not sim["enabled"]:
+        sim, timing = self.config.simulate, self.config.timing
+        if not sim.enabled:
             raise NodeError("simulate: [simulate] enabled is false, there is nothing to simulate")
-        self.time_scale = float(timing["time_scale"])
+        self.time_scale = float(timing.time_scale)
         try:
-            self.stimuli = load_stimulus_set(self.config["stimuli"]["path"])
+            self.stimuli = load_stimulus_set(self.config.stimuli.path)
         except (OSError, ValueError) as err:
             raise NodeError(f"simulate: {err}") from None
         self.streams = simulated_streams(self.config)
-        n_voxels = int(sim["n_voxels"])
+        n_voxels = int(sim.n_voxels)
         try:
             self.scanner = VirtualScanner.from_config(
                 self.config, len(self.streams), self.stimuli.latent_dim
             )
         except ValueError as err:
             raise NodeError(f"simulate: bad [simulate] settings: {err}") from None
-        rate = self.time_scale / timing["tr_s"]
+        rate = self.time_scale / timing.tr_s
         labels = [f"voxel-{v:05d}" for v in range(n_voxels)]
         self.outlets = []
         for s in self.streams:
             desc = {
                 "manufacturer": "bci simulator",
                 "subject": s.subject,
-                "tr_s": timing["tr_s"],
+                "tr_s": timing.tr_s,
                 "time_scale": self.time_scale,
             }
             self.outlets.append(
                 make_outlet(s.name, s.type, n_voxels, rate, s.source_id, labels=labels, desc=desc)
             )
         self.trigger_outlet = make_outlet(
-            self.config["trigger"]["stream"],
+            self.config.trigger.stream,
             MARKER_STREAM_TYPE,
             1,
             IRREGULAR_RATE,
@@ -262,7 +260,7 @@ class SimulateNode(Node):
         self.runs: list[tuple[int, int]] = []  # requested (run, volumes), not started yet
         self.run: tuple[int, int, int] | None = None  # (run, first volume index, volumes)
         self.markers = open_inlet(
-            resolve(marker_query(self.config), self.config["acquire"]["resolve_timeout_s"]),
+            resolve(marker_query(self.config), self.config.acquire.resolve_timeout_s),
             processing=MARKER_PROCESSING,
         )
         self.t0 = math.nan
@@ -274,9 +272,9 @@ class SimulateNode(Node):
             len(self.streams),
             n_voxels,
             names,
-            timing["tr_s"],
-            timing["tr_s"] / self.time_scale,
-            sim["snr"],
+            timing.tr_s,
+            timing.tr_s / self.time_scale,
+            sim.snr,
             self.scanner.n_window,
             self.scanner.weight,
         )

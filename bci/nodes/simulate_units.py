@@ -128,52 +128,52 @@ class SimulateUnitsNode(Node):
     poll_ms = 5.0
 
     def setup(self) -> None:
-        sim, timing = self.config["simulate"], self.config["timing"]
-        if not sim["enabled"]:
+        sim, timing = self.config.simulate, self.config.timing
+        if not sim.enabled:
             raise NodeError("simulate: [simulate] enabled is false, there is nothing to simulate")
-        spec = self.config["generator"]["spec"]
+        spec = self.config.generator.spec
         try:
             generator = load(spec, device="cpu")
         except (OSError, ValueError, RuntimeError) as err:
             raise NodeError(f"simulate: cannot load generator {spec!r}: {err}") from None
         self.units = array_units(
-            sim["n_units"],
-            sim["baseline_hz"],
-            tuple(sim["amplitude_uv"]),
-            diverse=sim["diverse"],
-            seed=np.random.default_rng([sim["seed"], 2]),
+            sim.n_units,
+            sim.baseline_hz,
+            tuple(sim.amplitude_uv),
+            diverse=sim.diverse,
+            seed=np.random.default_rng([sim.seed, 2]),
         )
         # Tuning in [0, 1] per unit; each unit's rate is its baseline + peak_hz * gain * tuning.
         self.population = InSilicoPopulation.from_generator(
-            generator, n_units=sim["n_units"], seed=sim["seed"], baseline_hz=0.0, peak_hz=1.0
+            generator, n_units=sim.n_units, seed=sim.seed, baseline_hz=0.0, peak_hz=1.0
         )
         self.population.widths = self.population.widths * self.units.width_factor
-        self.peak_hz = float(sim["peak_hz"])
+        self.peak_hz = float(sim.peak_hz)
         self.spikes = SpikeGenerator(
-            sim["n_units"],
-            sim["rate_hz"],
+            sim.n_units,
+            sim.rate_hz,
             self.units.baseline_hz,
-            np.random.default_rng([sim["seed"], 1]),
+            np.random.default_rng([sim.seed, 1]),
         )
-        self.latency_s = sim["latency_s"] / timing["time_scale"]
-        self.on_s = timing["stimulus_s"] / timing["time_scale"]
+        self.latency_s = sim.latency_s / timing.time_scale
+        self.on_s = timing.stimulus_s / timing.time_scale
         query = participant_queries(self.config)[0]
         name = query.name or "bci-sim-units"
         self.output = self._make_output(name, query.type or "Spikes", query.source_id)
         self.output.truth.write(self.out / "simulate", self.units, self.output.kind)
         self.markers = open_inlet(
-            resolve(marker_query(self.config), self.config["acquire"]["resolve_timeout_s"]),
+            resolve(marker_query(self.config), self.config.acquire.resolve_timeout_s),
             processing=MARKER_PROCESSING,
         )
         self.rates: dict[str, np.ndarray] = {}
         self.waiting: deque[tuple[str, float, float]] = deque()  # (stimulus, onset, since)
         self.log.info(
             "%d in-silico unit(s) on %s at %g Hz; %g Hz baseline, %g Hz peak, latency %g ms",
-            sim["n_units"],
+            sim.n_units,
             name,
-            sim["rate_hz"],
-            sim["baseline_hz"],
-            sim["peak_hz"],
+            sim.rate_hz,
+            sim.baseline_hz,
+            sim.peak_hz,
             1000 * self.latency_s,
         )
 
@@ -235,16 +235,16 @@ class SimulateUnitsNode(Node):
         self, name: str, stream_type: str, source_id: str
     ) -> CountsOutput | EventsOutput | BroadbandOutput:
         """The outlet of the stream's form (the first ``[[acquire.streams]]`` entry's kind)."""
-        sim = self.config["simulate"]
+        sim = self.config.simulate
         settings = stream_settings(self.config, 0)
         source_id = source_id or f"bci-sim-{name}"
-        rng = np.random.default_rng([sim["seed"], 4])
+        rng = np.random.default_rng([sim.seed, 4])
         if settings.kind == "events":
             return EventsOutput(
                 name,
                 stream_type,
                 source_id,
-                sim["n_units"],
+                sim.n_units,
                 self.spikes.bin_s,
                 settings.channel_base,
                 rng,
@@ -256,15 +256,15 @@ class SimulateUnitsNode(Node):
                     stream_type,
                     source_id,
                     self.units,
-                    sim["broadband_hz"],
+                    sim.broadband_hz,
                     self.spikes.bin_s,
-                    sim["noise_uv"],
-                    sim["sample_format"],
+                    sim.noise_uv,
+                    sim.sample_format,
                     rng,
                 )
             except ValueError as err:
                 raise NodeError(f"simulate: {err} ([simulate] rate_hz)") from None
-        return CountsOutput(name, stream_type, source_id, sim["n_units"], sim["rate_hz"])
+        return CountsOutput(name, stream_type, source_id, sim.n_units, sim.rate_hz)
 
     def teardown(self) -> None:
         output = getattr(self, "output", None)

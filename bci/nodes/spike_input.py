@@ -29,11 +29,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pylsl
 
+from bci.config import SessionConfig
+from bci.config.tables import Stream
 from bci.lsl.streams import pull_volumes
 from bci.nodes.base import NodeError
 from bci.spikes import BandPass, SpikeBinner, ThresholdDetector, parse_event_samples
@@ -66,21 +67,20 @@ class StreamSettings:
     events_lag_s: float = 0.1
 
 
-def stream_settings(config: dict[str, Any], index: int) -> StreamSettings:
+def stream_settings(config: SessionConfig, index: int) -> StreamSettings:
     """The settings of participant stream ``index`` (counts for the simulator's default one)."""
-    acq = config["acquire"]
-    streams = acq["streams"]
-    stream = streams[index] if index < len(streams) else {}
+    acq = config.acquire
+    stream = acq.streams[index] if index < len(acq.streams) else Stream(subject=index)
     return StreamSettings(
-        kind=stream.get("kind", "counts"),
-        channels=int(stream.get("channels", 0)),
-        channel_base=int(stream.get("channel_base", 0)),
-        band_hz=tuple(float(f) for f in acq.get("band_hz", (300.0, 6000.0))),
-        filter_order=int(acq.get("filter_order", 2)),
-        threshold_k=float(acq.get("threshold_k", 4.5)),
-        dead_time_s=float(acq.get("dead_time_s", 0.001)),
-        bin_hz=float(acq.get("bin_hz", 1000.0)),
-        events_lag_s=float(acq.get("events_lag_s", 0.1)),
+        kind=stream.kind,
+        channels=stream.channels,
+        channel_base=stream.channel_base,
+        band_hz=(acq.band_hz[0], acq.band_hz[1]),
+        filter_order=acq.filter_order,
+        threshold_k=acq.threshold_k,
+        dead_time_s=acq.dead_time_s,
+        bin_hz=acq.bin_hz,
+        events_lag_s=acq.events_lag_s,
     )
 
 

@@ -16,10 +16,9 @@ A run starts on the first trigger stamped at or after the moment the display ask
 
 from __future__ import annotations
 
-from typing import Any
-
 import pylsl
 
+from bci.config import SessionConfig
 from bci.lsl.streams import (
     MARKER_PROCESSING,
     open_inlet,
@@ -34,15 +33,15 @@ class TriggerListener:
 
     Parameters
     ----------
-    config : dict
+    config : SessionConfig
         Validated session config; uses ``[trigger]`` and ``[acquire] resolve_timeout_s``.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        trigger = config["trigger"]
-        self.source: str = trigger["source"]
-        self.key: str = trigger["key"]
-        self.timeout_s = float(config["acquire"]["resolve_timeout_s"])
+    def __init__(self, config: SessionConfig) -> None:
+        trigger = config.trigger
+        self.source: str = trigger.source
+        self.key: str = trigger.key
+        self.timeout_s = float(config.acquire.resolve_timeout_s)
         self.query = trigger_query(config)
         self.inlet: pylsl.StreamInlet | None = None
         self._pending: list[float] = []

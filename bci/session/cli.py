@@ -12,14 +12,19 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+from bci.config import ConfigError, SessionConfig
+from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 from bci.logs import add_verbosity_argument, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
-from bci.session.schema import ConfigError
+
+MAX_DURATION_S = 86400.0
+"""``--duration`` at most a day, as ``[session] duration_s``."""
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def session_config(args: argparse.Namespace) -> dict:
+def session_config(args: argparse.Namespace) -> SessionConfig:
     """The validated config the arguments ask for: a new, a resumed or a replayed session.
 
     Raises
@@ -81,7 +86,14 @@ def session_config(args: argparse.Namespace) -> dict:
             raise ConfigError("--resume takes the session's own config: drop --config/--replay")
         if args.mode != "evolve":
             raise ConfigError("--resume continues evolve sessions only")
-        return resumed_config(args.resume)
+        config = resumed_config(args.resume)
+        done = finished(args.resume, config)
+        if done:
+            raise ConfigError(
+                f"cannot resume {args.resume}: the session is finished ({done}); "
+                "start a new one with --config"
+            )
+        return config
     if args.replay is None:
         if args.config is None:
             raise ConfigError("give --config FILE (or --resume SESSION_DIR, --replay FILE)")
@@ -102,20 +114,54 @@ def session_config(args: argparse.Namespace) -> dict:
     return with_replay(config, args.replay.resolve(), args.speed)
 
 
+def finished(folder: Path, config: SessionConfig) -> str:
+    """Why the evolve session in ``folder`` is finished ('' when it is not).
+
+    It is when its checkpoint holds every generation the config asks for, or when its summary
+    says its schedule was done.
+    """
+    try:
+        history = load_checkpoint(folder / CHECKPOINT)["history"]
+    except (FileNotFoundError, ValueError):
+        history = []
+    if len(history) >= config.evolve.generations:
+        return f"{len(history)} of {config.evolve.generations} generations done"
+    try:
+        reason = json.loads((folder / "summary.json").read_text()).get("reason")
+    except (OSError, ValueError, AttributeError):
+        reason = None
+    return f"summary.json: {reason}" if reason == "schedule done" else ""
+
+
+def check_mode(config: SessionConfig, mode: str) -> None:
+    """Refuse a ``--mode`` that is not the mode the config declares (``[session] mode``).
+
+    A decode config has a scanner's timings and no ``[evolve]`` table; run as evolve it would run
+    for minutes and mean nothing.
+    """
+    if config.session.mode != mode:
+        raise ConfigError(
+            f"--mode {mode} but {config.source} is a {config.session.mode} config "
+            f"([session] mode = {config.session.mode!r}): run --mode {config.session.mode}, or "
+            f"set [session] mode = {mode!r} in the config"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bci-session``; returns the process exit code."""
     args = parse_args(argv)
     setup_logging(args.verbose)
     try:
         config = session_config(args)
+        check_mode(config, args.mode)
     except ConfigError as err:
         print(f"bci-session: {err}", file=sys.stderr)
         return 2
-    if config["session"]["mode"] != args.mode:
-        log.info("--mode %s overrides [session] mode = %r", args.mode, config["session"]["mode"])
-        config["session"]["mode"] = args.mode
-    if args.duration < 0:
-        print("bci-session: --duration must be >= 0", file=sys.stderr)
+    if not (0 <= args.duration <= MAX_DURATION_S):
+        print(
+            f"bci-session: --duration must be >= 0 and <= {MAX_DURATION_S:g}, got {args.duration}",
+            file=sys.stderr,
+        )
         return 2
     out = args.resume or args.out
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -12,6 +12,7 @@ import numpy as np
 
 from bci import metrics
 from bci.bus.log import read_bus_log
+from bci.config import SessionConfig
 from bci.figures import plot_latency, plot_reconstructions
 from bci.generators import load
 from bci.stimulus_set import load_stimulus_set
@@ -84,14 +85,14 @@ def _runs(use: dict, acquired: list[dict]) -> list[dict]:
     return out
 
 
-def decode_report(out: str | Path, config: dict, statuses: dict | None = None) -> dict:
+def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None = None) -> dict:
     """Build the decode part of ``summary.json`` and write latents and figures into ``out``.
 
     Parameters
     ----------
     out : str | Path
         The session folder (with ``bus/`` written by the record node).
-    config : dict
+    config : SessionConfig
         The session's validated config.
     statuses : dict, optional
         The nodes' last heartbeats (acquire's holds the per-run volume counts).
@@ -123,7 +124,7 @@ def decode_report(out: str | Path, config: dict, statuses: dict | None = None) -
         for m in log
         if m.topic == "responses" and type(m.meta.get("subject")) is int
     }
-    use = _trial_use(log, subjects, set(decoded), 0 if config["model"]["path"] else fitted)
+    use = _trial_use(log, subjects, set(decoded), 0 if config.model.path else fitted)
     usable_train = sum(1 for (p, _), e in use.items() if p == "train" and e["reason"] is None)
     bad = sum(1 for e in use.values() if e["reason"] is not None)
     runs = _runs(use, (statuses or {}).get("acquire", {}).get("runs", []))
@@ -150,7 +151,7 @@ def decode_report(out: str | Path, config: dict, statuses: dict | None = None) -
     )
     if not decoded:
         return report
-    stimuli = load_stimulus_set(config["stimuli"]["path"])
+    stimuli = load_stimulus_set(config.stimuli.path)
     order = sorted(decoded)
     ids = [decoded[t][0] for t in order]
     z_hat = np.stack([decoded[t][1] for t in order]).astype(np.float32)
@@ -162,8 +163,8 @@ def decode_report(out: str | Path, config: dict, statuses: dict | None = None) -
         decoded=z_hat,
         true=z,
     )
-    gen = config["generator"]
-    generator = load(gen["spec"], device=None if gen["device"] == "auto" else gen["device"])
+    gen = config.generator
+    generator = load(gen.spec, device=None if gen.device == "auto" else gen.device)
     shown, recon = generator.render(z), generator.render(z_hat)
     decoding = {
         "n": len(order),

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bci.config import SessionConfig
 from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 from bci.evolve.site_choice import PROBE
 from bci.figures import plot_fitness, plot_image_grid, plot_probe
 from bci.generators import load
 
 
-def target_report(out: Path, config: dict) -> dict:
+def target_report(out: Path, config: SessionConfig) -> dict:
     """``target``: ``unit`` as configured, the ``sites`` evolved for, and the probe block's
     result (``probe``: every site's ``evoked_hz`` and ``score``, the ``metric``, ``n_trials``)
     when ``unit = "best"``; also writes ``probe.png``."""
-    unit = config["evolve"]["unit"]
+    unit = config.evolve.unit
     report: dict = {"unit": unit, "sites": None, "probe": None}
     if unit == "best":
         path = out / PROBE
@@ -57,14 +58,14 @@ def _number(x: float) -> float | None:
     return round(float(x), 3) if math.isfinite(x) else None
 
 
-def evolve_report(out: str | Path, config: dict) -> dict:
+def evolve_report(out: str | Path, config: SessionConfig) -> dict:
     """Build the evolve part of ``summary.json`` and write ``fitness.png`` and ``best.png``.
 
     Parameters
     ----------
     out : str | Path
         The session folder.
-    config : dict
+    config : SessionConfig
         The session's validated config.
 
     Returns
@@ -103,10 +104,10 @@ def evolve_report(out: str | Path, config: dict) -> dict:
         means,
         maxima,
         reference=reference_mean,
-        title=f"{config['evolve']['optimizer']}: {_target_words(report['target'])}, spikes/s",
+        title=f"{config.evolve.optimizer}: {_target_words(report['target'])}, spikes/s",
     )
-    gen = config["generator"]
-    generator = load(gen["spec"], device=None if gen["device"] == "auto" else gen["device"])
+    gen = config.generator
+    generator = load(gen.spec, device=None if gen.device == "auto" else gen.device)
     images = generator.render(np.stack([h["best_latent"] for h in history]))
     plot_image_grid(
         out / "best.png",

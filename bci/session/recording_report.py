@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyxdf
 
+from bci.config import SessionConfig
+
 
 def samples_sent(statuses: dict[str, dict]) -> dict[str, int]:
     """Samples pushed per LSL stream name, from every node's last heartbeat."""
@@ -39,14 +41,16 @@ def samples_recorded(path: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def recording_report(out: str | Path, config: dict, statuses: dict[str, dict]) -> tuple[dict, list]:
+def recording_report(
+    out: str | Path, config: SessionConfig, statuses: dict[str, dict]
+) -> tuple[dict, list]:
     """Compare what was sent with what ``recording*.xdf`` holds.
 
     Parameters
     ----------
     out : str | Path
         The session folder.
-    config : dict
+    config : SessionConfig
         The session's validated config.
     statuses : dict
         Each node's last heartbeat (:attr:`SessionResult.statuses`).
@@ -57,7 +61,7 @@ def recording_report(out: str | Path, config: dict, statuses: dict[str, dict]) -
         ``{"file", "streams": {name: {"sent", "recorded"}}, "samples_lost"}`` (empty when XDF
         recording is off), and the one-line errors (an empty list when nothing was lost).
     """
-    if not config["record"]["xdf"]:
+    if not config.record.xdf:
         return {}, []
     name = (statuses.get("record") or {}).get("xdf")
     if not name:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bci.config import SessionConfig
 from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 
 DECODED = "decoded_latents.npz"
@@ -20,15 +21,15 @@ def _generations(folder: Path) -> list[dict]:
     return load_checkpoint(folder / CHECKPOINT)["history"]
 
 
-def replay_report(out: str | Path, config: dict) -> dict:
+def replay_report(out: str | Path, config: SessionConfig) -> dict:
     """Compare the replay's results in ``out`` with those of the recorded session.
 
     Parameters
     ----------
     out : str | Path
         The replay's session folder.
-    config : dict
-        Its config (``config["replay"]`` names the recording and its session folder).
+    config : SessionConfig
+        Its config (``config.replay`` names the recording and its session folder).
 
     Returns
     -------
@@ -39,17 +40,17 @@ def replay_report(out: str | Path, config: dict) -> dict:
         mode ``generations_compared`` and ``max_fitness_difference``.
     """
     out = Path(out)
-    replay = config["replay"]
+    replay = config.replay
     report = {
-        "recording": replay["path"],
-        "speed": replay["speed"],
-        "source_session": replay["source_session"] or None,
+        "recording": replay.path,
+        "speed": replay.speed,
+        "source_session": replay.source_session or None,
     }
-    source = Path(replay["source_session"]) if replay["source_session"] else None
+    source = Path(replay.source_session) if replay.source_session else None
     if source is None:
         return report
     try:
-        if config["session"]["mode"] == "decode":
+        if config.session.mode == "decode":
             live, replayed = _decoded(source), _decoded(out)
             both = sorted(set(live) & set(replayed))
             diff = max((float(np.max(np.abs(live[t] - replayed[t]))) for t in both), default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bci.config import SessionConfig
 from bci.session.recording_report import recording_report
 from bci.session.summary import write_summary
 from bci.session.supervisor import Supervisor
@@ -87,9 +88,9 @@ def replay_sample_counts(statuses: dict) -> dict[str, dict[str, int]]:
     return out
 
 
-def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
+def run_session(config: SessionConfig, out: Path, duration_s: float = 0.0) -> dict:
     """Run one session in ``out``; return the summary (also written to ``summary.json``)."""
-    mode = config["session"]["mode"]
+    mode = config.session.mode
     result = Supervisor(config, out, duration_s).run()
     report: dict = {}
     try:
@@ -101,7 +102,7 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
             from bci.session.evolve_report import evolve_report
 
             report = evolve_report(out, config)
-        if config.get("replay"):
+        if config.replay is not None:
             from bci.session.replay_report import replay_report
 
             report["replay"] = replay_report(out, config)
@@ -119,7 +120,7 @@ def run_session(config: dict, out: Path, duration_s: float = 0.0) -> dict:
     for error in lost:
         log.error("%s", error)
         result.errors.append(error)
-        if not config["record"]["optional"]:
+        if not config.record.optional:
             result.exit_code = result.exit_code or 1
     for run in report.get("runs", []):
         expected = run.get("volumes_expected")

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bci.config import SessionConfig
 from bci.session.supervisor import SessionResult
 
 
@@ -24,11 +25,13 @@ def bus_drops(statuses: dict[str, dict]) -> dict[str, int]:
     return dict(sorted(drops.items()))
 
 
-def write_summary(out: Path, mode: str, config: dict, result: SessionResult, report: dict) -> dict:
+def write_summary(
+    out: Path, mode: str, config: SessionConfig, result: SessionResult, report: dict
+) -> dict:
     """Write ``summary.json`` into the session folder and return it."""
     summary = {
         "mode": mode,
-        "config": config.get("source", ""),
+        "config": config.source,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": round(result.duration_s, 2),
         "exit_code": result.exit_code,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
+from bci.config import SessionConfig
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 
@@ -85,7 +86,7 @@ class Supervisor:
 
     Parameters
     ----------
-    config : dict
+    config : SessionConfig
         Validated config (:func:`bci.session.config.load_config`).
     out : Path
         Session folder (created).
@@ -93,24 +94,23 @@ class Supervisor:
         Stop after this many seconds (0: when the schedule is done).
     """
 
-    def __init__(self, config: dict, out: Path, duration_s: float = 0.0) -> None:
+    def __init__(self, config: SessionConfig, out: Path, duration_s: float = 0.0) -> None:
         self.config = config
         self.out = Path(out)
-        self.duration_s = duration_s or config["session"]["duration_s"]
-        mode = config["session"]["mode"]
-        if config.get("replay"):
+        self.duration_s = duration_s or config.session.duration_s
+        mode = config.session.mode
+        if config.replay is not None:
             names = list(REPLAY_NODES_BY_MODE[mode])
         else:
-            names = [
-                n for n in NODES_BY_MODE[mode] if n != "simulate" or config["simulate"]["enabled"]
-            ]
+            names = [n for n in NODES_BY_MODE[mode] if n != "simulate" or config.simulate.enabled]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        self.bus = session_endpoints(["supervisor", *names], config["bus"]["host"])
+        self.bus = session_endpoints(["supervisor", *names], config.bus.host)
         self.endpoints = self.bus.endpoints
         self.session_file = self.out / "session.json"
         self.session_file.write_text(
             json.dumps(
-                {"config": config, "out": str(self.out), "endpoints": self.endpoints}, indent=1
+                {"config": config.to_dict(), "out": str(self.out), "endpoints": self.endpoints},
+                indent=1,
             )
         )
         self.nodes = {
@@ -224,7 +224,7 @@ class Supervisor:
         return None
 
     def _wait_ready(self, watch: Subscriber, control: Publisher) -> bool:
-        deadline = time.monotonic() + self.config["session"]["ready_timeout_s"]
+        deadline = time.monotonic() + self.config.session.ready_timeout_s
         while time.monotonic() < deadline:
             if self._signalled:
                 self._fail(f"stopped by {self._signalled} while starting", code=130)
@@ -243,15 +243,15 @@ class Supervisor:
                 return True
         waiting = [n.name for n in self.nodes.values() if n.state not in ("ready", "running")]
         self._fail(
-            f"nodes not ready after {self.config['session']['ready_timeout_s']:.0f} s: "
+            f"nodes not ready after {self.config.session.ready_timeout_s:.0f} s: "
             f"{', '.join(waiting)}"
         )
         return False
 
     def _watch(self, watch: Subscriber, control: Publisher, start: float) -> None:
-        hb_timeout = self.config["session"]["heartbeat_timeout_s"]
-        restartable = set(self.config["session"]["restart"])
-        max_restarts = self.config["session"]["max_restarts"]
+        hb_timeout = self.config.session.heartbeat_timeout_s
+        restartable = set(self.config.session.restart)
+        max_restarts = self.config.session.max_restarts
         while True:
             if self._signalled:
                 self.result.reason = f"stopped by {self._signalled}"
