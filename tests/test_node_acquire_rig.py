@@ -70,7 +70,7 @@ def test_broadband_faults_and_string_events_from_another_program(tmp_path):
     events = pylsl.StreamOutlet(
         pylsl.StreamInfo(f"rig-ev-{uid}", "Spikes", 1, 0.0, "string", f"ev-{uid}")
     )
-    markers = make_marker_outlet(config["acquire"]["marker_stream"])
+    markers = make_marker_outlet(config.acquire.marker_stream)
     acq = NodeProcess("acquire", config, tmp_path, ["responses"])
     try:
         assert acq.wait_state("ready", 30.0), acq.log()

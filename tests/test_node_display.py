@@ -148,7 +148,7 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
     inlet = None
     try:
         assert node.wait_state("ready", 30.0), node.log()
-        inlet = open_markers(config["acquire"]["marker_stream"])
+        inlet = open_markers(config.acquire.marker_stream)
         node.send("start")
         assert render.wait_for_subscribers("images", timeout_ms=10_000)
         for lo, hi in ((0, 3), (3, 6)):  # in chunks, like the render node
@@ -222,7 +222,7 @@ def test_display_node_runs_the_schedule_and_marks_every_flip(tmp_path):
             onsets = [k * TRIAL_S + s for k in range(count) for s in (0.0, STIMULUS_S)]
             mine = intended[2 * first : 2 * (first + count)]
             np.testing.assert_allclose(mine - run_stamps[run], onsets, atol=1e-6)
-        early_ms = 1.0 + 500.0 / config["display"]["fps"]  # with vsync: half a frame early
+        early_ms = 1.0 + 500.0 / config.display.fps  # with vsync: half a frame early
         assert all(f.meta["late_ms"] > -early_ms for f in scheduled), node.log()
         phases = [f for f in flips if f.kind == "phase"]
         assert [f.meta["phase"] for f in phases] == ["train", "test"]
@@ -277,7 +277,7 @@ def test_test_run_waits_for_the_decoding_model(tmp_path):
     inlet = None
     try:
         assert node.wait_state("ready", 30.0), node.log()
-        inlet = open_markers(config["acquire"]["marker_stream"])
+        inlet = open_markers(config.acquire.marker_stream)
         node.send("start")
         assert render.wait_for_subscribers("images", timeout_ms=10_000)
         render.publish("images", [images], kind="stimuli", meta={"ids": ids})
@@ -294,7 +294,7 @@ def test_test_run_waits_for_the_decoding_model(tmp_path):
 
 
 def _buffered_node(config, ids, images, pub) -> DisplayNode:
-    node = DisplayNode(config, config["stimuli"]["path"], pub)
+    node = DisplayNode(config, config.stimuli.path, pub)
     node.setup()
     node.start()
     for sid, image in zip(ids, images, strict=True):
@@ -309,7 +309,7 @@ def test_a_key_trigger_starts_the_run_and_is_marked(tmp_path):
     with Publisher(name="display") as pub, Subscriber(pub.endpoint, topics=["events"]) as sub:
         assert pub.wait_for_subscribers("events")
         node = _buffered_node(config, ids, images, pub)
-        inlet = open_markers(config["acquire"]["marker_stream"])
+        inlet = open_markers(config.acquire.marker_stream)
         try:
             node.tick()
             request = sub.recv(timeout_ms=2000)

@@ -148,7 +148,7 @@ def test_simulate_to_acquire_one_response_per_trial_and_subject(uid, lab):
             ]
         },
     )
-    markers = lab.keep(make_marker_outlet(config["acquire"]["marker_stream"]))
+    markers = lab.keep(make_marker_outlet(config.acquire.marker_stream))
     display = lab.keep(Publisher(name="display"))  # the display asks for the scanner run
     sim = lab.start("simulate", config, [], peers={"display": display.endpoint})
     acq = lab.start("acquire", config, ["responses"])
@@ -229,7 +229,7 @@ class FakeScanner:
         self.outlets = {
             name: make_outlet(name, "fMRI", n, rate, f"src-{name}") for name, n in channels.items()
         }
-        self.markers = make_marker_outlet(config["acquire"]["marker_stream"])
+        self.markers = make_marker_outlet(config.acquire.marker_stream)
 
     def wait_for_consumers(self, names: list[str]) -> None:
         for outlet in [*(self.outlets[n] for n in names), self.markers]:

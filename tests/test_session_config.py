@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bci.config import ConfigError
 from bci.session.config import load_config, validate_config
-from bci.session.schema import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -20,8 +20,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_and_relative_paths(tmp_path):
     config = load_config(write(tmp_path, '[stimuli]\npath = "../faces"\n'))
-    assert config["stimuli"]["path"] == str((tmp_path.parent / "faces").resolve())
-    assert config["timing"] == {
+    assert config.stimuli.path == str((tmp_path.parent / "faces").resolve())
+    assert config.timing.to_dict() == {
         "time_scale": 1.0,
         "tr_s": 2.0,
         "stimulus_s": 2.0,
@@ -29,8 +29,8 @@ def test_defaults_and_relative_paths(tmp_path):
         "run_break_s": 30.0,
         "lead_in_s": 0.0,
     }
-    assert config["session"]["mode"] == "decode"
-    assert config["source"].endswith("session.toml")
+    assert config.session.mode == "decode"
+    assert config.source.endswith("session.toml")
 
 
 @pytest.mark.parametrize(
@@ -115,13 +115,13 @@ def test_missing_file():
 
 def test_integers_are_accepted_as_numbers():
     config = validate_config({"stimuli": {"path": "x"}, "timing": {"tr_s": 1}})
-    assert config["timing"]["tr_s"] == 1.0 and isinstance(config["timing"]["tr_s"], float)
+    assert config.timing.tr_s == 1.0 and isinstance(config.timing.tr_s, float)
 
 
 def test_shipped_configs_are_valid():
     for path in sorted(CONFIGS.glob("*.toml")):
         config = load_config(path)
-        assert Path(config["stimuli"]["path"]).is_dir(), path
+        assert Path(config.stimuli.path).is_dir(), path
 
 
 @pytest.mark.parametrize(
@@ -160,14 +160,14 @@ def test_replay_config_scales_time_and_names_the_source(tmp_path):
     config = load_config(CONFIGS / "demo-decode.toml")
     (tmp_path / "session.json").write_text("{}")
     replayed = with_replay(config, tmp_path / "recording.xdf", 3.0)
-    assert replayed["timing"]["time_scale"] == 3.0 * config["timing"]["time_scale"]
-    assert replayed["replay"] == {
+    assert replayed.timing.time_scale == 3.0 * config.timing.time_scale
+    assert replayed.replay.to_dict() == {
         "path": str(tmp_path / "recording.xdf"),
         "speed": 3.0,
         "source_session": str(tmp_path),
     }
-    assert with_replay(config, tmp_path / "r.xdf", 0.0)["timing"] == config["timing"]
-    assert "replay" not in config  # the original is left alone
+    assert with_replay(config, tmp_path / "r.xdf", 0.0).timing == config.timing
+    assert config.replay is None  # the original is left alone
 
 
 def test_config_to_toml_round_trips(tmp_path):
@@ -185,9 +185,9 @@ def test_config_to_toml_round_trips(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(raw))
     config = load_config(path)
-    assert [s["name"] for s in config["acquire"]["streams"]] == ['a "quoted" name', "b"]
-    assert config["acquire"]["delay_s"] == 0.5 and config["model"]["alphas"] == [1.0, 10.0]
-    assert config["stimuli"]["n_test"] == 3 and config["display"]["vsync"] is False
+    assert [s.name for s in config.acquire.streams] == ['a "quoted" name', "b"]
+    assert config.acquire.delay_s == 0.5 and config.model.alphas == [1.0, 10.0]
+    assert config.stimuli.n_test == 3 and config.display.vsync is False
     assert raw["acquire"]["streams"]  # the caller's dict is left alone
 
 
@@ -196,12 +196,12 @@ def test_preprocess_and_confound_keys(tmp_path):
     from bci.sim.confounds import Confounds
 
     config = load_config(write(tmp_path, '[stimuli]\npath = "x"\n'))
-    assert PreprocessSettings.from_config(config["preprocess"]) == PreprocessSettings()
-    assert Confounds.from_config(config["simulate"]) == Confounds()  # off by default
+    assert PreprocessSettings.from_config(config.preprocess) == PreprocessSettings()
+    assert Confounds.from_config(config.simulate) == Confounds()  # off by default
     text = '[stimuli]\npath = "x"\n[preprocess]\nmethod = "none"\n[simulate]\ndrift = 4\n'
     config = load_config(write(tmp_path, text))
-    assert PreprocessSettings.from_config(config["preprocess"]).method == "none"
-    assert Confounds.from_config(config["simulate"]).drift == 4.0
+    assert PreprocessSettings.from_config(config.preprocess).method == "none"
+    assert Confounds.from_config(config.simulate).drift == 4.0
     for bad, message in [
         ('[preprocess]\nscaling = "percent"\n', r"\[preprocess\] scaling must be one of 'zscore'"),
         ("[preprocess]\ncutoff_s = -1\n", r"\[preprocess\] cutoff_s must be >= 0, got -1.0"),
@@ -222,8 +222,8 @@ def test_the_readme_scanner_config_loads_and_plans_its_runs(tmp_path):
     path.parent.mkdir()
     path.write_text(block[start : block.index("```", start)])
     config = load_config(path)
-    assert config["trigger"]["source"] == "lsl" and config["timing"]["time_scale"] == 1.0
-    assert (config["stimuli"]["n_train"], config["stimuli"]["n_test"]) == (120, 24)
+    assert config.trigger.source == "lsl" and config.timing.time_scale == 1.0
+    assert (config.stimuli.n_train, config.stimuli.n_test) == (120, 24)
     assert [(r.phase, r.n_trials, r.volumes) for r in plan_runs(config)] == [
         ("train", 60, 186),
         ("train", 60, 186),
@@ -238,7 +238,7 @@ def test_runs_are_checked(tmp_path):
         return load_config(path)
 
     config = load('[[runs]]\nphase = "train"\ntrials = 5\n[[runs]]\nphase = "test"\ntrials = 3\n')
-    assert (config["stimuli"]["n_train"], config["stimuli"]["n_test"]) == (5, 3)
+    assert (config.stimuli.n_train, config.stimuli.n_test) == (5, 3)
     with pytest.raises(ConfigError, match=r"calibration \(train\) runs must all come first"):
         load('[[runs]]\nphase = "test"\ntrials = 3\n[[runs]]\nphase = "train"\ntrials = 5\n')
     with pytest.raises(ConfigError, match="needs at least one test run"):
@@ -251,3 +251,45 @@ def test_runs_are_checked(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match=r"\[trigger\] source must be one of"):
         load('[trigger]\nsource = "button"\n')
+
+
+def test_the_mode_must_be_the_one_the_config_declares():
+    """Issue 12: ``--mode evolve`` with the decode config ran 150 s on fMRI timings and exited 0.
+    The real command refuses it before it starts a node."""
+    import subprocess
+    import sys
+
+    config = CONFIGS / "demo-decode.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "bci.session.cli", "--mode", "evolve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"bci-session: --mode evolve but {config} is a decode config ([session] mode = "
+        "'decode'): run --mode decode, or set [session] mode = 'evolve' in the config\n"
+    )
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("duration", ["inf", "nan", "-1", "1e9"])
+def test_duration_must_be_finite_and_bounded(duration, capsys):
+    from bci.session.cli import main
+
+    assert (
+        main(
+            [
+                "--mode",
+                "decode",
+                "--config",
+                str(CONFIGS / "demo-decode.toml"),
+                "--duration",
+                duration,
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err == f"bci-session: --duration must be >= 0 and <= 86400, got {float(duration)}"

@@ -111,6 +111,20 @@ def test_evolve_session_folder_has_figures_checkpoint_and_no_orphans(finished_se
     assert node_processes(str(out)) == []
 
 
+def test_a_finished_session_is_not_resumed(finished_session):
+    """Issue 12: ``--resume`` of a finished session restarted every node and overwrote the
+    summary. It is refused with one line, and the folder is left as it was."""
+    _, out = finished_session
+    before = {p: p.read_bytes() for p in (out / "summary.json", out / "logs" / "evolve.log")}
+    refused = run_session(None, out, mode="evolve", resume=True, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"bci-session: cannot resume {out}: the session is finished (10 of 10 generations "
+        "done); start a new one with --config\n"
+    )
+    assert {p: p.read_bytes() for p in before} == before
+
+
 def test_resumed_session_continues_from_the_saved_generation(tmp_path):
     config = evolve_config(tmp_path, generations=6)
     out = tmp_path / "session"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bci.config import SessionConfig
 from bci.session.config import config_to_toml
 
 if sys.version_info >= (3, 11):
@@ -91,7 +92,7 @@ def live_stages(out: Path) -> dict[str, np.ndarray]:
     }
 
 
-def in_process_stages(out: Path, config: dict) -> dict[str, np.ndarray]:
+def in_process_stages(out: Path, config: SessionConfig) -> dict[str, np.ndarray]:
     """The same work for the same trials in this one process (the peer)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     import pygame
@@ -102,16 +103,16 @@ def in_process_stages(out: Path, config: dict) -> dict[str, np.ndarray]:
     from bci.generators import load
     from bci.nodes.screen import Screen, open_window
 
-    gen_cfg = config["generator"]
-    if gen_cfg["cpu_threads"]:
-        torch.set_num_threads(gen_cfg["cpu_threads"])
+    gen_cfg = config.generator
+    if gen_cfg.cpu_threads:
+        torch.set_num_threads(gen_cfg.cpu_threads)
     model = load_decoding_model(out / "model.npz")
-    generator = load(gen_cfg["spec"], precision=gen_cfg["precision"])
+    generator = load(gen_cfg.spec, precision=gen_cfg.precision)
     trials: dict[int, dict[int, np.ndarray]] = {}
     for m in read_bus_log(out / "bus", topics=("responses",)):
         if m.meta.get("phase") == "test" and not m.meta.get("bad"):
             trials.setdefault(m.meta["trial"], {})[m.meta["subject"]] = np.array(m.arrays[0])
-    window = open_window(config["display"]["width"], config["display"]["height"], vsync=False)
+    window = open_window(config.display.width, config.display.height, vsync=False)
     screen = Screen(window.surface)
     thumb = screen.prepare_stimulus(generator.render(generator.sample_latents(1, 0))[0])[1]
     generator.render(model.predict(next(iter(trials.values()))))  # warm up

@@ -40,8 +40,8 @@ def Key(default: Any = REQUIRED, *checks: Check, internal: bool = False) -> Any:
     Parameters
     ----------
     default : Any
-        The value when the key is absent (a list is copied for every table); :data:`REQUIRED`
-        for a key without a default, which a table must give.
+        The value when the key is absent (a list or dict is copied for every table);
+        :data:`REQUIRED` for a key without a default, which a table must give.
     *checks : callable
         Each returns a complaint (``"must be > 0, got -1.0"``) or None.
     internal : bool
@@ -50,8 +50,8 @@ def Key(default: Any = REQUIRED, *checks: Check, internal: bool = False) -> Any:
     metadata = {"checks": checks, "internal": internal}
     if default is REQUIRED:
         return dataclasses.field(metadata=metadata)
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -66,9 +66,10 @@ def non_negative(v: Any) -> str | None:
 
 def at_most(limit: float) -> Check:
     """A bound above which a value would break the session's timing or memory."""
+    shown = str(limit) if isinstance(limit, int) else f"{limit:g}"
 
     def check(v: Any) -> str | None:
-        return None if v <= limit else f"must be <= {limit:g}, got {v!r}"
+        return None if v <= limit else f"must be <= {shown}, got {v!r}"
 
     return check
 
