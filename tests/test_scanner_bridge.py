@@ -128,7 +128,7 @@ def test_volumes_reach_lsl_in_order_and_bad_files_are_skipped(tmp_path: Path, st
 
     proc = start_bridge(
         "--watch", watch, "--mask", tmp_path / "mask.nii.gz", "--tr", 1.5, "--name", name,
-        "--settle-s", 0.1, "-v",
+        "--settle-s", 0.1, "-vv",
     )  # fmt: skip
     inlet, info = connect(name, proc)
     assert (info.type(), info.channel_count()) == ("fMRI", int(keep.sum()))
@@ -177,23 +177,23 @@ def test_volumes_reach_lsl_in_order_and_bad_files_are_skipped(tmp_path: Path, st
 
     log = bridge_log(tmp_path)
     assert (
-        f"INFO bci.bridge: watching {watch} (existing files first): mask "
+        f"INFO bci.bridge.cli: watching {watch} (existing files first): mask "
         f"{tmp_path / 'mask.nii.gz'} ({keep.sum()} voxels of 4x5x3), TR 1.5 s, LSL stream "
         f"{name!r} (type fMRI, source_id 'bci-scanner-bridge-{name}')"
     ) in log
     for line in [
-        "WARNING bci.bridge: vol_0000.nii: volume 0 arrived after volume 2; dropped (out of order)",
-        "WARNING bci.bridge: vol_0002.nii.gz: duplicate of volume 2 (vol_0002.nii); ignored",
-        "WARNING bci.bridge: vol_0001.nii: changed after volume 1 was read; ignored (duplicate)",
-        "ERROR bci.bridge: vol_0003.nii: unreadable (not a NIfTI-1/NIfTI-2 file (no header size "
+        "WARNING bci.bridge.folder: vol_0000.nii: volume 0 arrived after volume 2; dropped (out of order)",
+        "WARNING bci.bridge.folder: vol_0002.nii.gz: duplicate of volume 2 (vol_0002.nii); ignored",
+        "WARNING bci.bridge.folder: vol_0001.nii: changed after volume 1 was read; ignored (duplicate)",
+        "ERROR bci.bridge.folder: vol_0003.nii: unreadable (not a NIfTI-1/NIfTI-2 file (no header size "
         "348 or 540)); skipped unless it changes",
-        "WARNING bci.bridge: gap: no volume 3 before vol_0004.nii (volume 4); pushing on",
-        "WARNING bci.bridge: vol_0006.nii: NaN/Inf in 1 of "
+        "WARNING bci.bridge.folder: gap: no volume 3 before vol_0004.nii (volume 4); pushing on",
+        "WARNING bci.bridge.cli: vol_0006.nii: NaN/Inf in 1 of "
         f"{keep.sum()} mask voxels; pushed as it is (the acquire node marks such trials bad)",
-        "ERROR bci.bridge: vol_0007.nii: shape (4, 5, 4) differs from the mask's (4, 5, 3); "
+        "ERROR bci.bridge.cli: vol_0007.nii: shape (4, 5, 4) differs from the mask's (4, 5, 3); "
         "skipped",
-        "DEBUG bci.bridge: vol_0005.nii: volume 5 pushed",
-        f"INFO bci.bridge: stopped: 5 volumes pushed to {name!r}",
+        "DEBUG bci.bridge.cli: vol_0005.nii: volume 5 pushed",
+        f"INFO bci.bridge.cli: stopped: 5 volumes pushed to {name!r}",
     ]:
         assert line in log
     assert "vol_0005.nii: unreadable" not in log  # the half-written file was just waited for
@@ -211,7 +211,7 @@ def test_tr_comes_from_the_nifti_header_without_tr(tmp_path: Path, start_bridge)
 
     proc = start_bridge(
         "--watch", watch, "--mask", tmp_path / "mask.nii", "--name", name,
-        "--pattern", "run1_*", "--settle-s", 0.05,
+        "--pattern", "run1_*", "--settle-s", 0.05, "-v",
     )  # fmt: skip
     inlet, info = connect(name, proc)
     assert info.nominal_srate() == pytest.approx(1 / 0.8)
@@ -235,7 +235,7 @@ def test_dicom_volumes_multiframe_and_mosaic_and_sigterm(tmp_path: Path, start_b
 
     proc = start_bridge(
         "--watch", watch, "--mask", tmp_path / "mask.nii.gz", "--name", name,
-        "--source-id", f"{name}-id", "--settle-s", 0.05,
+        "--source-id", f"{name}-id", "--settle-s", 0.05, "-v",
     )  # fmt: skip
     inlet, info = connect(name, proc)
     assert info.source_id() == f"{name}-id"
@@ -254,12 +254,12 @@ def test_timeout_ends_the_bridge_when_no_volume_arrives(tmp_path: Path, start_br
     write_mask(tmp_path / "mask.nii.gz", MASK_SHAPE)
     proc = start_bridge(
         "--watch", watch, "--mask", tmp_path / "mask.nii.gz", "--tr", 2, "--name", name,
-        "--timeout-s", 0.5,
+        "--timeout-s", 0.5, "-v",
     )  # fmt: skip
     assert proc.wait(WAIT_S) == 0
     log = bridge_log(tmp_path)
-    assert "INFO bci.bridge: no new volume for 0.5 s; stopping" in log
-    assert f"INFO bci.bridge: stopped: 0 volumes pushed to {name!r}" in log
+    assert "INFO bci.bridge.cli: no new volume for 0.5 s; stopping" in log
+    assert f"INFO bci.bridge.cli: stopped: 0 volumes pushed to {name!r}" in log
 
 
 def test_no_tr_anywhere_is_an_error(tmp_path: Path, start_bridge):

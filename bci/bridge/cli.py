@@ -63,6 +63,7 @@ import pylsl
 from bci.bridge.folder import POLL_S, SETTLE_S, FolderWatcher, ReadyVolume
 from bci.bridge.motion_outlet import MotionOutlet
 from bci.bridge.volumes import Mask, VolumeError, load_mask
+from bci.logs import add_verbosity_argument, setup_logging
 from bci.lsl.markers import encode_marker
 from bci.lsl.streams import make_marker_outlet, make_outlet
 
@@ -74,7 +75,7 @@ HOLD_BYTES = 256 * 2**20
 LINGER_S = 0.5
 """After the last push, stay this long before closing the outlet so the sample gets out."""
 
-log = logging.getLogger("bci.bridge")
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -127,7 +128,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="STREAM",
         help="also emit a trigger marker per volume on this LSL marker stream",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (one per volume)")
+    add_verbosity_argument(p)  # -vv: one line per volume
     args = p.parse_args(argv)
     _check(args)
     return args
@@ -411,15 +412,11 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
     """
     try:
         args = parse_args(argv)
+        setup_logging(args.verbose)
         mask = load_mask(args.mask)
     except (UsageError, VolumeError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
     stop = stop or threading.Event()
     _install_signals(stop)
     return run(args, mask, stop)

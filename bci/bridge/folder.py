@@ -176,7 +176,7 @@ class FolderWatcher:
         self.gap_s = float(gap_s)
         self.unreadable_s = float(unreadable_s)
         self.clock = clock
-        self.log = logger or logging.getLogger("bci.bridge")
+        self.log = logger or logging.getLogger(__name__)
         self.last_index: int | None = None
         """The index of the last volume handed out."""
         self.last_activity = clock()

@@ -21,7 +21,7 @@ from bci.lsl.streams import make_outlet
 MOTION_TYPE = "Motion"
 CHANNELS = (*PARAMETER_LABELS, "fd_mm")
 
-log = logging.getLogger("bci.bridge")
+log = logging.getLogger(__name__)
 
 
 def motion_stream_name(name: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bci.bus.message import BusMessageError
 
-logger = logging.getLogger("bci.bus")
+logger = logging.getLogger(__name__)
 
 GAP_LOG_INTERVAL_S = 1.0
 """A topic's sequence gaps are logged at most this often (all of them are counted)."""

@@ -18,7 +18,7 @@ from bci.bus.message import Message, encode
 from bci.bus.security import CurveKeys, apply_curve, check_bind, normalise_endpoint
 from bci.bus.topics import DEFAULT_REGISTRY, Policy, TopicRegistry, check_topic
 
-logger = logging.getLogger("bci.bus")
+logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:0"
 DEFAULT_HWM = 10_000

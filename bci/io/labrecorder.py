@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-log = logging.getLogger("bci.io")
+log = logging.getLogger(__name__)
 
 STARTED = "Started data collection for stream "
 FOUND = "Found "

@@ -42,7 +42,7 @@ from bci.io.streams import RecordedStream, Recording
 
 __all__ = ["MNE_TYPES", "to_mne"]
 
-log = logging.getLogger("bci.io")
+log = logging.getLogger(__name__)
 
 MNE_TYPES = {"eeg": "eeg", "ecg": "ecg", "emg": "emg", "eog": "eog"}
 """Stream type (lower case) -> MNE channel type; any other stream type gives ``misc``."""

@@ -30,7 +30,7 @@ from bci.io.streams import RecordedStream, Recording, as_path, check_stream
 
 __all__ = ["LSL_TYPES", "read_mne"]
 
-log = logging.getLogger("bci.io")
+log = logging.getLogger(__name__)
 
 LSL_TYPES = {
     "eeg": "EEG",

@@ -39,7 +39,7 @@ from bci.io.streams import (
 
 __all__ = ["XDF_SUFFIXES", "is_xdf", "read_xdf"]
 
-log = logging.getLogger("bci.io")
+log = logging.getLogger(__name__)
 
 XDF_SUFFIXES = (".xdf", ".xdfz", ".xdf.gz")
 """File name endings read as XDF (``.xdfz`` and ``.xdf.gz`` are gzip-compressed)."""

@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from bci.io.recording import read_recording
 from bci.io.streams import Recording
+from bci.logs import add_verbosity_argument, setup_logging
 from bci.replay.player import ReplayPlayer
 
-log = logging.getLogger("bci.replay")
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         help="replay only this stream (repeat for several; default: all)",
     )
     parser.add_argument("--list", action="store_true", help="list the streams and exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    add_verbosity_argument(parser)
     return parser
 
 
@@ -76,10 +77,7 @@ def format_listing(recording: Recording) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (130 after Ctrl-C)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.verbose)
     try:
         recording = read_recording(args.file)
         if args.list:

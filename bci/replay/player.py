@@ -46,7 +46,7 @@ from bci.lsl.streams import REPLAY_SAMPLES_KEY, buffer_seconds, make_outlet
 
 __all__ = ["BLOCK", "ReplayPlayer"]
 
-log = logging.getLogger("bci.replay")
+log = logging.getLogger(__name__)
 
 BLOCK = 1024
 """Samples (over all streams) handled per interleaving step of :meth:`ReplayPlayer.push_due`."""
