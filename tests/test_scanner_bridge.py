@@ -182,11 +182,13 @@ def test_volumes_reach_lsl_in_order_and_bad_files_are_skipped(tmp_path: Path, st
         f"{name!r} (type fMRI, source_id 'bci-scanner-bridge-{name}')"
     ) in log
     for line in [
-        "WARNING bci.bridge.folder: vol_0000.nii: volume 0 arrived after volume 2; dropped (out of order)",
+        "WARNING bci.bridge.folder: vol_0000.nii: volume 0 arrived after volume 2; dropped (out "
+        "of order)",
         "WARNING bci.bridge.folder: vol_0002.nii.gz: duplicate of volume 2 (vol_0002.nii); ignored",
-        "WARNING bci.bridge.folder: vol_0001.nii: changed after volume 1 was read; ignored (duplicate)",
-        "ERROR bci.bridge.folder: vol_0003.nii: unreadable (not a NIfTI-1/NIfTI-2 file (no header size "
-        "348 or 540)); skipped unless it changes",
+        "WARNING bci.bridge.folder: vol_0001.nii: changed after volume 1 was read; ignored "
+        "(duplicate)",
+        "ERROR bci.bridge.folder: vol_0003.nii: unreadable (not a NIfTI-1/NIfTI-2 file (no header "
+        "size 348 or 540)); skipped unless it changes",
         "WARNING bci.bridge.folder: gap: no volume 3 before vol_0004.nii (volume 4); pushing on",
         "WARNING bci.bridge.cli: vol_0006.nii: NaN/Inf in 1 of "
         f"{keep.sum()} mask voxels; pushed as it is (the acquire node marks such trials bad)",
