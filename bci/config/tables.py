@@ -275,7 +275,7 @@ class SessionConfig(Table):
 
         ``source`` names the data in messages (the file); ``config.source`` keeps the one the
         data holds (the session's TOML file), else ``source``. ``base`` is the folder relative
-        paths start from.
+        paths start from. ``where`` is unused: a config is the outermost table.
 
         ``to_dict`` and ``from_dict`` are the one round trip of a config through the session
         file, the bus (msgpack) and the command line.
@@ -311,7 +311,7 @@ def _check_runs(runs: list[Run], stimuli: Mapping, source: str) -> dict[str, int
 
 
 def _validated(raw: Mapping, source: str, base: Path) -> SessionConfig:
-    """Type every table of ``raw`` (:mod:`bci.session.schema`), then check across tables."""
+    """Type every table of ``raw`` (:mod:`bci.config.schema`), then check across tables."""
     data = dict(raw)
     runs = data.get("runs")
     if runs is not None and not isinstance(runs, list):
