@@ -35,12 +35,12 @@ print(code)
 """
 
 
-def _run(module: str, argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+def _start(module: str, argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-c", PROBE.format(module=module, argv=argv)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
 
 
@@ -52,19 +52,23 @@ def test_every_console_script_logs_info_with_v(tmp_path) -> None:
     """
     (tmp_path / "garbage.nii").write_bytes(b"\x01" * 500)
     bridge = ["--watch", str(tmp_path), "--mask", str(tmp_path / "garbage.nii"), "--name", "x"]
+    session = ["--mode", "decode", "--config", str(tmp_path / "none.toml")]
     commands = {
-        "bci.session.cli": ["--mode", "decode", "--config", str(tmp_path / "none.toml")],
-        "bci.train": [str(tmp_path / "none.npz"), "--out", str(tmp_path / "m.npz")],
-        "bci.bridge.cli": bridge,
-        "bci.replay.__main__": [str(tmp_path / "none.xdf")],
+        ("bci.session.cli", "-v"): [*session, "-v"],
+        ("bci.train", "-v"): [str(tmp_path / "none.npz"), "--out", str(tmp_path / "m.npz"), "-v"],
+        ("bci.bridge.cli", "-v"): [*bridge, "-v"],
+        ("bci.replay.__main__", "-v"): [str(tmp_path / "none.xdf"), "-v"],
+        ("bci.session.cli", ""): session,
+        ("bci.session.cli", "-vv"): [*session, "-vv"],
     }
-    for module, argv in commands.items():
-        done = _run(module, [*argv, "-v"])
-        assert done.stdout.strip() in ("1", "2"), (module, done.stderr)
-        lines = done.stderr.splitlines()
-        assert any(line.endswith(" INFO bci.probe: info line") for line in lines), module
-        assert not any("debug line" in line for line in lines), module
-    quiet = _run("bci.session.cli", commands["bci.session.cli"]).stderr
-    assert "info line" not in quiet and "bci-session: config file not found" in quiet
-    loud = _run("bci.session.cli", [*commands["bci.session.cli"], "-vv"]).stderr
-    assert any(line.endswith(" DEBUG bci.probe: debug line") for line in loud.splitlines())
+    procs = {key: _start(key[0], argv) for key, argv in commands.items()}  # at once: faster
+    done = {key: proc.communicate(timeout=120) for key, proc in procs.items()}
+    for (module, flag), (out, err) in done.items():
+        assert out.strip() in ("1", "2"), (module, err)
+        lines = err.splitlines()
+        info = any(line.endswith(" INFO bci.probe: info line") for line in lines)
+        debug = any(line.endswith(" DEBUG bci.probe: debug line") for line in lines)
+        assert (info, debug) == {"": (False, False), "-v": (True, False), "-vv": (True, True)}[
+            flag
+        ], (module, flag, err)
+    assert "bci-session: config file not found" in done["bci.session.cli", ""][1]
