@@ -253,27 +253,6 @@ def test_runs_are_checked(tmp_path):
         load('[trigger]\nsource = "button"\n')
 
 
-def test_the_mode_must_be_the_one_the_config_declares():
-    """Issue 12: ``--mode evolve`` with the decode config ran 150 s on fMRI timings and exited 0.
-    The real command refuses it before it starts a node."""
-    import subprocess
-    import sys
-
-    config = CONFIGS / "demo-decode.toml"
-    done = subprocess.run(
-        [sys.executable, "-m", "bci.session.cli", "--mode", "evolve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"bci-session: --mode evolve but {config} is a decode config ([session] mode = "
-        "'decode'): run --mode decode, or set [session] mode = 'evolve' in the config\n"
-    )
-    assert done.stdout == ""
-
-
 @pytest.mark.parametrize("duration", ["inf", "nan", "-1", "1e9"])
 def test_duration_must_be_finite_and_bounded(duration, capsys):
     from bci.session.cli import main
@@ -293,3 +272,70 @@ def test_duration_must_be_finite_and_bounded(duration, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert err == f"bci-session: --duration must be >= 0 and <= 86400, got {float(duration)}"
+
+
+def test_the_command_refuses_configs_that_broke_sessions(tmp_path):
+    """Issue 12, each through the real command: ``time_scale = 1e9`` and ``population_size =
+    10**7`` were accepted (the node then missed its heartbeats), ``run_break_s = inf`` hung the
+    calibration, and ``--mode evolve`` with the decode config ran 150 s on fMRI timings and
+    exited 0. Each now exits 2 with one line, before it starts a node."""
+    import subprocess
+    import sys
+
+    stimuli = f'[stimuli]\npath = "{CONFIGS.parent / "stimuli" / "demo-faces"}"\n'
+    tables = {
+        "scale": "[timing]\ntime_scale = 1e9\n",
+        "population": '[session]\nmode = "evolve"\n[evolve]\npopulation_size = 10000000\n',
+        "break": "[timing]\nrun_break_s = inf\n",
+    }
+    for name, table in tables.items():
+        (tmp_path / f"{name}.toml").write_text(stimuli + table)
+    decode = CONFIGS / "demo-decode.toml"
+    cases = {
+        "scale": (
+            "decode",
+            tmp_path / "scale.toml",
+            "[timing] time_scale must be <= 100, got 1000000000.0",
+        ),
+        "population": (
+            "evolve",
+            tmp_path / "population.toml",
+            "[evolve] population_size must be <= 1000, got 10000000",
+        ),
+        "break": (
+            "decode",
+            tmp_path / "break.toml",
+            "[timing] run_break_s must be a finite number, got inf",
+        ),
+        "mode": ("evolve", decode, "--mode evolve but"),
+    }
+    procs = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bci.session.cli",
+                "--mode",
+                mode,
+                "--config",
+                str(path),
+                "--out",
+                str(tmp_path / name),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (mode, path, _) in cases.items()
+    }  # all at once: they only read their config
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=60)
+        mode, path, message = cases[name]
+        assert proc.returncode == 2, err
+        if name == "mode":
+            assert err == (
+                f"bci-session: --mode evolve but {decode} is a decode config ([session] mode = "
+                "'decode'): run --mode decode, or set [session] mode = 'evolve' in the config\n"
+            )
+        else:
+            assert err == f"bci-session: {path}: {message}\n"
+        assert not (tmp_path / name).exists()

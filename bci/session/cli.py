@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from bci.config import ConfigError, SessionConfig
-from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint
 from bci.logs import add_verbosity_argument, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
 
@@ -120,6 +119,8 @@ def finished(folder: Path, config: SessionConfig) -> str:
     It is when its checkpoint holds every generation the config asks for, or when its summary
     says its schedule was done.
     """
+    from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint  # numpy, scipy, cma: slow
+
     try:
         history = load_checkpoint(folder / CHECKPOINT)["history"]
     except (FileNotFoundError, ValueError):
