@@ -75,7 +75,7 @@ HOLD_BYTES = 256 * 2**20
 LINGER_S = 0.5
 """After the last push, stay this long before closing the outlet so the sample gets out."""
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # the module name under python -m too, not __main__
 
 
 class UsageError(Exception):

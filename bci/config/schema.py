@@ -118,7 +118,8 @@ class Table(Mapping):
         data : Any
             A mapping, or None for an absent table (every key then takes its default).
         where : str
-            The table as a user writes it (``"[timing]"``, ``"[[acquire.streams]] #2"``).
+            The table as a user writes it (``"[timing]"``, ``"[[acquire.streams]] #2"``);
+            by default the class name (``"[timing]"`` for ``Timing``).
         source : str
             The config file's name, for the message.
 
@@ -127,7 +128,7 @@ class Table(Mapping):
         ConfigError
             One line naming the file, the table and the key.
         """
-        return build(cls, data, where, source)
+        return build(cls, data, where or f"[{cls.__name__.lower()}]", source)
 
 
 def build(cls: type, data: Any, where: str, source: str) -> Any:

@@ -19,7 +19,7 @@ from bci.io.streams import Recording
 from bci.logs import add_verbosity_argument, setup_logging
 from bci.replay.player import ReplayPlayer
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # the module name under python -m too, not __main__
 
 
 def _parser() -> argparse.ArgumentParser:

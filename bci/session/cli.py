@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from bci.session.config import MODES, load_config, resumed_config, with_replay
 
 MAX_DURATION_S = 86400.0
 """``--duration`` at most a day, as ``[session] duration_s``."""
-
-log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
