@@ -14,11 +14,11 @@ import sys
 
 import numpy as np
 import pytest
+from session_helpers import REPO, run_session, write_config
 
 from bci.align import Hyperalignment
 from bci.align.persistence import load_aligner, save_aligner
 from bci.decode.model import fit_decoding_model, load_decoding_model
-from tests.session_helpers import REPO, run_session, write_config
 
 
 def _one_line(stderr: str) -> str:

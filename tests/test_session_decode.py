@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from session_helpers import (
     node_processes,
+    outputs_not_in_readme,
     read_summary,
     run_session,
     start_session,
@@ -63,6 +64,7 @@ def test_session_folder_has_latents_figures_and_logs(finished_session):
         f"{n}.log"
         for n in ("acquire", "decode", "display", "labrecorder", "record", "render", "simulate")
     ]
+    assert outputs_not_in_readme(out) == []  # the README's table names every file written
     assert node_processes(str(out)) == []
 
 
