@@ -68,6 +68,20 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
+def check_finite(arrays: dict[str, np.ndarray]) -> None:
+    """Raise a one-line ValueError naming the entries that hold NaN or Inf (numeric ones only).
+
+    The message reads after the file's name: ``"has NaN or Inf values in ridge/coef_"``.
+    """
+    bad = [
+        key
+        for key, value in arrays.items()
+        if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all()
+    ]
+    if bad:
+        raise ValueError(f"has NaN or Inf values in {', '.join(sorted(bad))}")
+
+
 def json_entry(value: Any, default: Callable[[Any], Any] | None = None) -> np.ndarray:
     """A JSON document as an archive entry (a 0-d unicode array); ``default`` as in json.dumps."""
     return np.array(json.dumps(value, allow_nan=True, default=default))

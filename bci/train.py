@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             meta=meta,
         )
         model.save(args.out)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, pickle.UnpicklingError) as err:  # a refused pickle: one line
         print(f"bci-train: {err}", file=sys.stderr)
         return 1
     alphas = np.unique(model.decoder.alpha_)

@@ -105,3 +105,29 @@ def start_session(config: Path, out: Path, mode: str = "decode") -> subprocess.P
         env=env,
         cwd=REPO,
     )
+
+
+def readme_outputs() -> set[str]:
+    """The names the README's table of a session folder's files lists (first column)."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    table = text.split("| file | what |", 1)[1].split("\n\n", 1)[0]
+    names = set()
+    for row in table.splitlines()[2:]:
+        first = row.split("|")[1]
+        names |= {n.rstrip("/") for n in re.findall(r"`([^`]+)`", first)}
+    return names
+
+
+def outputs_not_in_readme(folder: Path) -> list[str]:
+    """The files and folders at the top of a session folder that the README's table omits."""
+    import re
+
+    listed = readme_outputs()
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name not in listed
+        and not (re.fullmatch(r"recording-\d+\.xdf", p.name) and "recording-2.xdf" in listed)
+    )

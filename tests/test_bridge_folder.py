@@ -240,3 +240,31 @@ def test_activity_pattern_and_names(tmp_path: Path, clock: Clock):
     dropped = [".a.nii", "a.nii.part", "a.nii.gz.tmp", "DICOMDIR", "notes.txt", "a.json"]
     assert [is_volume_name(n) for n in kept] == [True] * len(kept)
     assert [is_volume_name(n) for n in dropped] == [False] * len(dropped)
+
+
+def test_an_oversize_file_is_reported_at_once_and_not_read_again(
+    tmp_path: Path, clock: Clock, logs
+):
+    """A file larger than a volume may be will never parse: one error, one read, no retries."""
+    from bci.bridge.volumes import MAX_VOLUME_BYTES, read_volume
+
+    reads: list[str] = []
+
+    def reader(path: Path):
+        reads.append(path.name)
+        return read_volume(path)
+
+    write(tmp_path, "vol_0001.nii", 1)
+    with open(tmp_path / "vol_0002.dcm", "wb") as f:
+        f.truncate(2 * 2**30)  # a 2 GB sparse file
+    write(tmp_path, "vol_0003.nii", 3)
+    watcher = make_watcher(tmp_path, clock, reader=reader, gap_s=5.0)
+    assert [r.index for r in settle(watcher, clock)] == [1, 3]  # 3 does not wait for 2
+    for _ in range(10):
+        clock.advance(0.05)
+        assert watcher.poll() == []
+    assert reads.count("vol_0002.dcm") == 1
+    assert messages(logs, logging.ERROR) == [
+        f"vol_0002.dcm: unreadable ({2 * 2**30} bytes, over the {MAX_VOLUME_BYTES} bytes a "
+        "volume may have); skipped unless it changes"
+    ]

@@ -13,7 +13,15 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from bci.bridge.volumes import VolumeError, load_mask, read_dicom, read_nifti, read_volume
+from bci.bridge.volumes import (
+    MAX_VOLUME_BYTES,
+    OversizeVolumeError,
+    VolumeError,
+    load_mask,
+    read_dicom,
+    read_nifti,
+    read_volume,
+)
 
 SHAPE = (4, 3, 5)  # (columns, rows, slices) of the DICOM volumes below
 
@@ -252,3 +260,95 @@ def test_mask_errors_are_one_line(tmp_path: Path):
     with pytest.raises(VolumeError) as err:
         load_mask(empty)
     assert str(err.value) == f"mask {empty} has no nonzero voxels"
+
+
+# -- what is read of a file ------------------------------------------------------------------
+
+GIB = 2**30
+
+
+def _peak_bytes(read, *args):
+    """Python's peak allocation (tracemalloc) while ``read(*args)`` runs, and its outcome."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            outcome = read(*args)
+        except VolumeError as err:
+            outcome = err
+        return tracemalloc.get_traced_memory()[1], outcome
+    finally:
+        tracemalloc.stop()
+
+
+def _sparse(path: Path, head: bytes, size: int) -> Path:
+    """A file of ``size`` bytes that starts with ``head``; the rest is a hole (no disk used)."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
+def test_a_2_gb_sparse_nifti_is_read_only_as_far_as_its_header_says(tmp_path):
+    data = np.arange(4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5)
+    path = _sparse(tmp_path / "vol_0001.nii", nifti_bytes(data), 2 * GIB)
+    peak, volume = _peak_bytes(read_volume, path)
+    np.testing.assert_array_equal(volume.data, data)
+    assert peak < 2**20  # the header and 240 bytes of data, not 2 GB
+
+
+def test_a_2_gb_sparse_file_with_no_header_or_a_huge_one_is_refused_after_its_header(tmp_path):
+    huge = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    huge.header.set_data_shape((4096, 4096, 4096))  # 256 GiB of float32
+    cases = {
+        "zeros.nii": (b"", "not a NIfTI-1/NIfTI-2 file (no header size 348 or 540)"),
+        "huge.nii": (
+            huge.header.binaryblock,
+            f"its NIfTI header gives {348 + 4 * 4096**3} bytes (shape [4096, 4096, 4096]), "
+            f"over the {MAX_VOLUME_BYTES} bytes a volume may have",
+        ),
+        "volume.dcm": (
+            b"",
+            f"{2 * GIB} bytes, over the {MAX_VOLUME_BYTES} bytes a volume may have",
+        ),
+    }
+    for name, (head, message) in cases.items():
+        peak, err = _peak_bytes(read_volume, _sparse(tmp_path / name, head, 2 * GIB))
+        assert isinstance(err, VolumeError) and str(err) == message
+        assert isinstance(err, OversizeVolumeError) == (name != "zeros.nii")
+        assert peak < 2**20
+
+
+def test_a_gzip_bomb_is_inflated_no_further_than_its_header_says(tmp_path):
+    """A small volume's gzip followed by 256 MiB of zeros (256 KiB gzipped) inflates ~3 KiB."""
+    import zlib
+
+    raw = nifti_bytes(np.ones((8, 8, 8), np.float32))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [deflate.compress(raw)]
+    zeros = bytes(2**24)
+    parts += [deflate.compress(zeros) for _ in range(16)]
+    path = tmp_path / "vol_0001.nii.gz"
+    path.write_bytes(b"".join([*parts, deflate.flush()]))
+    assert path.stat().st_size < 2**20
+    peak, err = _peak_bytes(read_volume, path)
+    assert isinstance(err, OversizeVolumeError)
+    assert str(err) == f"gzip data inflates beyond the {len(raw)} bytes its NIfTI header gives"
+    assert peak < 4 * 2**20
+    mask = tmp_path / "mask.nii.gz"
+    mask.write_bytes(path.read_bytes())
+    peak, err = _peak_bytes(load_mask, mask)
+    assert isinstance(err, VolumeError)
+    assert str(err) == (
+        f"cannot read mask {mask}: gzip data inflates beyond the {len(raw)} bytes its NIfTI "
+        "header gives"
+    )
+    assert peak < 4 * 2**20
+
+
+def test_a_gzipped_volume_still_reads(tmp_path):
+    data = np.random.default_rng(3).standard_normal((6, 5, 4)).astype(np.float32)
+    path = tmp_path / "vol_0001.nii.gz"
+    path.write_bytes(gzip.compress(nifti_bytes(data)))
+    np.testing.assert_array_equal(read_volume(path).data, data)

@@ -13,6 +13,10 @@ import pytest
     [
         ("bci.session.cli", "bci-session: run a closed-loop session from a TOML config."),
         ("bci.train", "bci-train: fit the decoding model (alignment + ridge) and write the file"),
+        (
+            "bci.bridge.cli",
+            "bci-scanner-bridge: push the volumes a scanner exports to a folder to an LSL stream.",
+        ),
     ],
 )
 def test_help_is_plain_text_with_examples(module: str, first_line: str) -> None:

@@ -41,17 +41,24 @@ def test_reconstructions_grid(tmp_path, saved):
         plot_reconstructions(tmp_path / "x.png", stim, {"b": stim[:2]})
 
 
-def test_reconstructions_draw_at_most_max_columns(tmp_path, saved):
+def test_reconstructions_draw_at_most_max_columns_and_say_which(tmp_path, saved):
     stim = np.zeros((9, 8, 8, 3), dtype=np.uint8)
     plot_reconstructions(tmp_path / "r.png", stim, {"a": stim}, max_columns=5)
     assert len(saved[0].axes) == 2 * 5
+    assert [t.get_text() for t in saved[0].texts] == ["the first 5 of 9 drawn"]
+    trials = list(range(120, 129))
+    plot_reconstructions(tmp_path / "r.png", stim, {"a": stim}, "test", 5, trials=trials)
+    assert [t.get_text() for t in saved[1].texts] == ["test; trials 120-124 drawn (5 of 9)"]
+    plot_reconstructions(tmp_path / "r.png", stim[:5], {"a": stim}, "all", 5, trials=trials)
+    assert [t.get_text() for t in saved[2].texts] == ["all"]  # every trial drawn: nothing added
 
 
 def test_latency_histogram(tmp_path, saved):
     values = np.linspace(5, 30, 50)
     plot_latency(tmp_path / "l.png", np.r_[values, np.nan])
     (ax,) = saved[0].axes
-    assert ax.get_title() == "closed-loop latency (n = 50)"  # the NaN is not counted
+    # what is measured: the trial's last volume in, to its reconstruction on screen
+    assert ax.get_title() == "volume-in to reconstruction-on-screen latency (n = 50)"  # no NaN
     assert sum(p.get_height() for p in ax.patches) == 50
     assert ax.get_xlabel() == "latency (ms)" and ax.get_ylabel() == "trials"
     lines = {line.get_label(): line.get_xdata()[0] for line in ax.lines}

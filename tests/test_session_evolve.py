@@ -18,6 +18,7 @@ from session_helpers import (
     REPO,
     node_name,
     node_processes,
+    outputs_not_in_readme,
     read_summary,
     run_session,
     start_session,
@@ -108,6 +109,7 @@ def test_evolve_session_folder_has_figures_checkpoint_and_no_orphans(finished_se
     responses = read_bus_log(out / "bus", topics=("responses",))
     ids = [m.meta["stimulus"] for m in responses]
     assert len(ids) == len(set(ids)) == 10 * (N_POP + N_REF)
+    assert outputs_not_in_readme(out) == []  # the README's table names every file written
     assert node_processes(str(out)) == []
 
 
@@ -167,6 +169,8 @@ def test_resumed_session_continues_from_the_saved_generation(tmp_path):
     ]
     population = np.stack([z for _, z in sorted(rows, key=lambda r: r[0])])
     np.testing.assert_array_equal(population, expected)
+    assert (out / "recording-2.xdf").is_file()  # the continuation's recording
+    assert outputs_not_in_readme(out) == []
     assert node_processes(str(out)) == []
 
 

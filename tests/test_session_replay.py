@@ -164,12 +164,14 @@ REFERENCE = {
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_reference_recordings_replay_and_report_what_they_cannot_use(tmp_path, shared_dir, name):
-    """The XDF project's reference files run through a decode session, as fast as possible.
+def test_reference_recordings_report_what_they_cannot_use_and_that_nothing_replays(
+    tmp_path, shared_dir, name
+):
+    """The XDF project's reference files, given to a decode session, end in one line.
 
-    Their markers are not the display's, so no trial is cut and nothing is decoded: the session
-    replays every sample, says it expects no answers, and ends cleanly; the streams the reader
-    could not use are listed in the replay's log.
+    Their markers are not the display's, so the pipeline would answer nothing: the replay says
+    so (an error, exit 1) instead of replaying to a "schedule done" with 0 trials; the streams
+    the reader could not use are listed in the replay's log.
     """
     data, markers, marker_type, n_skipped = REFERENCE[name]
     xdf = shared_dir / "xdf-examples" / name
@@ -185,17 +187,41 @@ def test_reference_recordings_replay_and_report_what_they_cannot_use(tmp_path, s
     )
     out = tmp_path / "replay"
     done = run_session(config, out, "--replay", str(xdf), "--speed", "0", timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = (out / "logs" / "replay.log").read_text()
+    assert done.returncode == 1, done.stderr[-2000:]
     recording = read_recording(xdf)
-    n = recording.stream(data).n_samples + recording.stream(markers).n_samples
-    assert f"{n} samples over" in log and "expecting 0 answers" in log
+    expected = (
+        f"replay: {name}: nothing to replay, {recording.stream(markers).describe()} has no "
+        "test-phase stimulus markers (a truncated recording?)"
+    )
+    assert expected in done.stderr
+    log = (out / "logs" / "replay.log").read_text()
     assert len(recording.skipped) == n_skipped
     for what, why in recording.skipped:
         assert f"not replayed: {what}: {why}" in log
-    summary = read_summary(out)
-    assert summary["reason"] == "schedule done" and summary["decoding"] is None
-    assert summary["nodes"]["replay"]["counters"]["samples"] == n
+    assert expected in read_summary(out)["errors"][0]
+    assert node_processes(str(out)) == []
+
+
+def test_a_truncated_recording_is_nothing_to_replay(live, tmp_path):
+    """A recording cut off before the test run replays nothing: an error that says why."""
+    xdf = live / "recording.xdf"
+    cut = tmp_path / "recording.xdf"
+    data = xdf.read_bytes()
+    cut.write_bytes(data[: len(data) // 4])
+    config = json.loads((live / "session.json").read_text())["config"]
+    markers = read_recording(cut).stream(config["acquire"]["marker_stream"])
+    phases = {decode_marker(m[0]).get("phase") for m in markers.data}
+    assert "train" in phases and "test" not in phases  # cut within the calibration run
+    (tmp_path / "session.json").write_bytes((live / "session.json").read_bytes())
+    out = tmp_path / "replay"
+    done = run_session(None, out, "--replay", str(cut), "--speed", "0", timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    expected = (
+        f"replay: recording.xdf: nothing to replay, {markers.describe()} has no test-phase "
+        "stimulus markers (a truncated recording?)"
+    )
+    assert expected in done.stderr
+    assert read_summary(out)["reason"] != "schedule done"
     assert node_processes(str(out)) == []
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from bci.align.hyperalignment import Hyperalignment
 from bci.align.procrustes import Procrustes
 from bci.align.srm import SRM
-from bci.archive import check_format, json_entry, read_json_entry, read_npz, write_npz
+from bci.archive import check_finite, check_format, json_entry, read_json_entry, read_npz, write_npz
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not isinstance(meta, dict):
         raise ValueError("metadata does not describe a bci.align file")
     check_format(meta.get("format"), meta.get("format_version"), FORMAT, FORMAT_VERSION)
+    check_finite(arrays)
     return meta, arrays
 
 
@@ -154,7 +155,8 @@ def load_aligner(path: str | os.PathLike[str], expected: type | None = None) -> 
     ------
     ValueError
         One line naming the file and the problem, for a missing, corrupt or truncated file, an
-        unknown format or version, a class other than ``expected``, or inconsistent contents.
+        unknown format or version, a class other than ``expected``, NaN or Inf values, or
+        inconsistent contents.
     """
     path = Path(path)
     try:

@@ -94,7 +94,12 @@ def default_source_id(name: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line (:class:`UsageError` on bad arguments)."""
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = _Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0].replace("``", ""),  # plain text, not RST
+        epilog="examples:\n" + __doc__.split("--------\n", 1)[1].split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--watch", type=Path, required=True, help="the scanner's export folder")
     p.add_argument("--mask", type=Path, required=True, help="ROI mask (3-D NIfTI)")
     p.add_argument("--tr", type=float, default=None, help="TR in s (default: from the header)")

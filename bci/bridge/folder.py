@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bci.bridge.volumes import Volume, read_volume
+from bci.bridge.volumes import OversizeVolumeError, Volume, read_volume
 
 POLL_S = 0.05
 """How often the folder is listed."""
@@ -266,7 +266,8 @@ class FolderWatcher:
         try:
             volume = self.reader(path)
         except Exception as err:  # the reader's VolumeError, or anything a damaged file causes
-            if now - f.seen_at >= self.settle_s + self.unreadable_s:
+            final = isinstance(err, OversizeVolumeError)  # will never read: report it now
+            if final or now - f.seen_at >= self.settle_s + self.unreadable_s:
                 lines = str(err).strip().splitlines()
                 reason = lines[0] if lines else type(err).__name__
                 self.log.error("%s: unreadable (%s); skipped unless it changes", name, reason)

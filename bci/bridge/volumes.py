@@ -26,6 +26,14 @@ DICOM (``.dcm``, ``.ima``, or any other name)
     with no flips, so a mask for DICOM input must be drawn on that grid (save a volume read
     by :func:`read_volume` with nibabel to draw it on).
 
+Size
+----
+No file is read whole on trust. A NIfTI file is read up to the size its header gives (header,
+extensions and the data its ``dim`` and ``bitpix`` describe), a gzipped one inflated
+incrementally and stopped there, and any volume over :data:`MAX_VOLUME_BYTES` (a DICOM file by
+its size on disk) is refused with :class:`OversizeVolumeError` before its data is read: a
+2 GB sparse file, or a small gzip that inflates to gigabytes, costs a header read.
+
 Mask
 ----
 A 3-D NIfTI of the volumes' shape; the kept voxels are the nonzero (and not NaN) ones, in C
@@ -35,10 +43,11 @@ the stream is voxel ``Mask.indices[c]``, labelled ``voxel-i-j-k``.
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
+import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +61,18 @@ SIEMENS_CREATOR = "SIEMENS MR HEADER"
 _TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
+MAX_VOLUME_BYTES = 512 * 2**20
+"""The largest volume file (inflated, for gzip) read: 512 MiB, a 512^3 float32 volume."""
+_CHUNK = 2**20
+_NIFTI2_HEADER = 540
+
+
 class VolumeError(ValueError):
     """A file that is not (yet) a readable volume, or a bad mask; the message is one line."""
+
+
+class OversizeVolumeError(VolumeError):
+    """A file that will not become a readable volume: larger than its header or the limit."""
 
 
 @dataclass(frozen=True)
@@ -133,23 +152,85 @@ def is_nifti_name(name: str) -> bool:
     return name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def _nifti_image(raw: bytes) -> nib.Nifti1Image:
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise VolumeError(f"gzip data cut short or damaged ({_one_line(err)})") from None
-    if len(raw) < 4:
-        raise VolumeError(f"{len(raw)} bytes is too short for a NIfTI header")
-    sizes = {struct.unpack("<i", raw[:4])[0], struct.unpack(">i", raw[:4])[0]}
-    if 348 in sizes:
-        kind, size = nib.Nifti1Image, 348
-    elif 540 in sizes:
-        kind, size = nib.Nifti2Image, 540
+def _nifti_size(head: bytes) -> int:
+    """The bytes a single-file NIfTI holds (header, extensions, data), from its first bytes."""
+    if len(head) < 4:
+        raise VolumeError(f"{len(head)} bytes is too short for a NIfTI header")
+    for order in "<>":
+        size = struct.unpack(order + "i", head[:4])[0]
+        if size in (348, _NIFTI2_HEADER):
+            break
     else:
         raise VolumeError("not a NIfTI-1/NIfTI-2 file (no header size 348 or 540)")
-    if len(raw) < size:
-        raise VolumeError(f"NIfTI header cut short ({len(raw)} of {size} bytes)")
+    if len(head) < size:
+        raise VolumeError(f"NIfTI header cut short ({len(head)} of {size} bytes)")
+    if size == 348:
+        dims = struct.unpack(order + "8h", head[40:56])
+        bitpix = struct.unpack(order + "h", head[72:74])[0]
+        offset = struct.unpack(order + "f", head[108:112])[0]
+    else:
+        bitpix = struct.unpack(order + "h", head[14:16])[0]
+        dims = struct.unpack(order + "8q", head[16:80])
+        offset = struct.unpack(order + "q", head[168:176])[0]
+    n = dims[0]
+    shape = dims[1 : n + 1] if 1 <= n <= 7 else ()
+    if not shape or min(shape) < 1 or bitpix < 8 or bitpix % 8 or not 0 <= offset < 2**40:
+        raise OversizeVolumeError(
+            f"bad NIfTI header (dim {list(dims)}, bitpix {bitpix}, vox_offset {offset})"
+        )
+    total = max(int(offset), size) + math.prod(shape) * (bitpix // 8)
+    if total > MAX_VOLUME_BYTES:
+        raise OversizeVolumeError(
+            f"its NIfTI header gives {total} bytes (shape {list(shape)}), over the "
+            f"{MAX_VOLUME_BYTES} bytes a volume may have"
+        )
+    return total
+
+
+def _inflated_nifti(f: io.BufferedIOBase) -> bytes:
+    """A gzipped NIfTI inflated chunk by chunk, never beyond the size its header gives."""
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    total: int | None = None
+    try:
+        while not inflater.eof:
+            data = f.read(_CHUNK)
+            if not data:
+                break
+            while data and not inflater.eof:
+                limit = _NIFTI2_HEADER if total is None else total
+                out += inflater.decompress(data, limit + 1 - len(out))
+                data = inflater.unconsumed_tail
+                if total is None and (len(out) >= _NIFTI2_HEADER or inflater.eof):
+                    total = _nifti_size(bytes(out))
+                if total is not None and len(out) > total and not inflater.eof:
+                    raise OversizeVolumeError(
+                        f"gzip data inflates beyond the {total} bytes its NIfTI header gives"
+                    )
+    except zlib.error as err:
+        raise VolumeError(f"gzip data cut short or damaged ({_one_line(err)})") from None
+    if not inflater.eof:
+        raise VolumeError("gzip data cut short or damaged (no end of stream)")
+    return bytes(out if total is None else out[:total])
+
+
+def _nifti_file_bytes(f: io.BufferedIOBase) -> bytes:
+    """A NIfTI file's bytes (inflated when gzipped), read no further than its header says."""
+    head = f.read(_NIFTI2_HEADER)
+    if head[:2] == b"\x1f\x8b":
+        f.seek(0)
+        return _inflated_nifti(f)
+    total = _nifti_size(head)
+    raw = head + f.read(max(total - len(head), 0))
+    if len(raw) < total:
+        raise VolumeError(f"NIfTI data cut short or damaged ({len(raw)} of {total} bytes)")
+    return raw[:total]
+
+
+def _nifti_image(raw: bytes) -> nib.Nifti1Image:
+    raw = _nifti_file_bytes(io.BytesIO(raw))  # inflated, and no longer than its header says
+    sizes = {struct.unpack("<i", raw[:4])[0], struct.unpack(">i", raw[:4])[0]}
+    kind = nib.Nifti2Image if _NIFTI2_HEADER in sizes else nib.Nifti1Image
     try:
         return kind.from_bytes(raw)
     except Exception as err:  # nibabel raises many kinds on a damaged header
@@ -325,7 +406,8 @@ def read_dicom(raw: bytes) -> Volume:
 def read_volume(path: str | Path) -> Volume:
     """Read one volume file: NIfTI by name (``.nii``, ``.nii.gz``), anything else as DICOM.
 
-    The file is read into memory once and parsed from those bytes.
+    The file is read into memory once, no further than its header's size (see Size above),
+    and parsed from those bytes.
 
     Parameters
     ----------
@@ -339,15 +421,26 @@ def read_volume(path: str | Path) -> Volume:
     Raises
     ------
     VolumeError
-        One line saying why the file is not (yet) a readable volume.
+        One line saying why the file is not (yet) a readable volume;
+        :class:`OversizeVolumeError` when it never will be (larger than its header or the
+        limit, or a header that describes no volume).
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if not size:
+                raise VolumeError("empty file")
+            if is_nifti_name(path.name):
+                raw = _nifti_file_bytes(f)
+            elif size > MAX_VOLUME_BYTES:
+                raise OversizeVolumeError(
+                    f"{size} bytes, over the {MAX_VOLUME_BYTES} bytes a volume may have"
+                )
+            else:
+                raw = f.read()
     except OSError as err:
         raise VolumeError(f"cannot read the file ({err.strerror or _one_line(err)})") from None
-    if not raw:
-        raise VolumeError("empty file")
     return read_nifti(raw) if is_nifti_name(path.name) else read_dicom(raw)
 
 
@@ -373,7 +466,8 @@ def load_mask(path: str | Path) -> Mask:
     if not path.is_file():
         raise VolumeError(f"mask file not found: {path}")
     try:
-        img = _nifti_image(path.read_bytes())
+        with open(path, "rb") as f:
+            img = _nifti_image(_nifti_file_bytes(f))
         data = _nifti_data(img)
     except VolumeError as err:
         raise VolumeError(f"cannot read mask {path}: {err}") from None

@@ -19,7 +19,15 @@ import numpy as np
 
 from bci.align import SRM, Hyperalignment
 from bci.align.persistence import aligner_from_arrays, aligner_to_arrays
-from bci.archive import READ_ERRORS, check_format, json_entry, read_json_entry, read_npz, write_npz
+from bci.archive import (
+    READ_ERRORS,
+    check_finite,
+    check_format,
+    json_entry,
+    read_json_entry,
+    read_npz,
+    write_npz,
+)
 from bci.decode.ridge import RidgeDecoder
 
 log = logging.getLogger(__name__)
@@ -122,7 +130,16 @@ class DecodingModel:
 
 
 def load_decoding_model(path: str | Path) -> DecodingModel:
-    """Read a model written by :meth:`DecodingModel.save`; one-line ValueError if it is not one."""
+    """Read a model written by :meth:`DecodingModel.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        One line naming the file: it is not a decoding model, has another format version, or
+        holds NaN or Inf weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"decoding model not found: {path}")
@@ -137,6 +154,7 @@ def load_decoding_model(path: str | Path) -> DecodingModel:
         raise ValueError(f"{path} is not a readable decoding model ({first})") from None
     try:
         check_format(meta.get("format"), meta.get("version"), FORMAT, FORMAT_VERSION)
+        check_finite(arrays)  # a NaN weight would decode every trial to NaN
     except ValueError as err:
         raise ValueError(f"{path} {err}") from None
     decoder = RidgeDecoder(**meta["ridge_params"])

@@ -17,7 +17,9 @@ def plot_latency(path: str | Path, latencies_ms: np.ndarray, title: str = "") ->
     path : str | Path
         PNG file to write.
     latencies_ms : np.ndarray
-        One latency per trial, in milliseconds (NaN entries are ignored).
+        One latency per trial, in milliseconds (NaN entries are ignored): from the arrival of
+        the volume that completed the trial's response window to the flip that put its
+        reconstruction on screen.
     title : str
         Figure title.
 
@@ -39,5 +41,5 @@ def plot_latency(path: str | Path, latencies_ms: np.ndarray, title: str = "") ->
         ax.text(0.5, 0.5, "no latencies measured", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("trials")
-    ax.set_title(title or f"closed-loop latency (n = {len(values)})")
+    ax.set_title(title or f"volume-in to reconstruction-on-screen latency (n = {len(values)})")
     return save_figure(fig, path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ def plot_reconstructions(
     reconstructions: Mapping[str, np.ndarray],
     title: str = "",
     max_columns: int = 12,
+    trials: Sequence[int] | None = None,
 ) -> Path:
     """Write a grid: stimuli in the top row, one row of reconstructions per method.
 
@@ -28,9 +29,13 @@ def plot_reconstructions(
     reconstructions : mapping of str to np.ndarray
         Row label → images reconstructed for the same trials, shape (n, H, W, 3).
     title : str
-        Figure title.
+        Figure title. When not every trial fits, the title says which are drawn: ``"...;
+        trials 120-131 drawn (12 of 24)"`` with ``trials``, else ``"...; the first 12 of 24
+        drawn"``.
     max_columns : int
         At most this many trials are drawn (the first ones).
+    trials : sequence of int, optional
+        The trial number of each stimulus, for the title.
 
     Returns
     -------
@@ -55,6 +60,13 @@ def plot_reconstructions(
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if n < len(stimuli):
+        drawn = (
+            f"trials {trials[0]}-{trials[n - 1]} drawn ({n} of {len(stimuli)})"
+            if trials is not None
+            else f"the first {n} of {len(stimuli)} drawn"
+        )
+        title = f"{title}; {drawn}" if title else drawn
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)

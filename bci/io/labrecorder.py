@@ -13,8 +13,17 @@ package; this module runs it as a child process:
   file is closed properly all the same.
 
 Measured here: LabRecorder starts collecting about a second after it starts; closing the file
-takes it 3 to 5 s; and the samples pushed in the last few tens of milliseconds before Enter
+takes it up to 5 s; and the samples pushed in the last few tens of milliseconds before Enter
 (up to about 0.4 s on a busy machine) do not reach the file.
+
+Why closing takes that long (LabRecorder's ``recording.cpp``): each stream's transfer thread
+pulls every 0.5 s and stops at its next wake-up (without a last pull: hence the lost tail), then
+joins the stream's clock-offset thread, which sleeps 5 s between measurements and sees the stop
+only when it wakes, and then measures once more (``time_correction``, with a 2 s timeout). So
+closing takes 0-5 s, plus 2 s more per stream whose outlet has gone by then; every inlet whose
+outlet goes before LabRecorder has exited logs ``ERR| Stream transmission broke off``. The
+session therefore keeps every recorded outlet open until LabRecorder has exited
+(:meth:`wait_closed`): the record node its own streams, the supervisor the sources.
 """
 
 from __future__ import annotations
@@ -171,6 +180,19 @@ class LabRecorder:
                 self.proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for LabRecorder to exit after :meth:`finish`; True if it has.
+
+        It is not killed: whoever waits longer (the session's supervisor) decides that.
+        """
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """Press Enter (LabRecorder closes the file), wait, kill it if it hangs.

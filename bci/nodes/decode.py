@@ -54,6 +54,8 @@ class DecodeNode(Node):
         self.stimuli = load_stimulus_set(self.config.stimuli.path)
         self.model: DecodingModel | None = None
         self.training: subprocess.Popen | None = None
+        if model_path and not self.model_path.is_file():  # never fitted and written there
+            raise NodeError(f"decode: [model] path {model_path} does not exist")
         if self.model_path.is_file():
             self._load_model()
         self.n_subjects = len(self.config.acquire.streams) or 2

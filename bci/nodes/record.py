@@ -19,8 +19,9 @@ goes on with the bus log alone).
 At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
 the pipeline, then this node, then the sources: it handles what is still arriving
 (:attr:`drain_on_stop_ms`) and lets LabRecorder pull for :data:`LABRECORDER_PULL_S` before it
-closes the file; the session's recording report then checks that the file holds every sample
-that was sent.
+closes the file, and keeps its own outlets open until LabRecorder has exited; the supervisor
+stops the sources only then. The session's recording report then checks that the file holds
+every sample that was sent.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ LABRECORDER_PULL_S = 1.0
 """LabRecorder misses samples pushed less than about 0.4 s before it is told to close (measured
 in :mod:`bci.io.labrecorder`); at the end it is given this long after the bus has gone quiet
 (the sources are quiet already, their outlets still open)."""
+LABRECORDER_CLOSE_S = 6.0
+"""How long the node waits, after Enter, for LabRecorder to close the file (it takes up to 5 s,
+see :mod:`bci.io.labrecorder`) before its own outlets go."""
 
 
 def next_xdf_path(folder: Path, name: str = XDF_NAME) -> Path:
@@ -160,10 +164,17 @@ class RecordNode(Node):
     def teardown(self) -> None:
         self.writer.close()
         if self.recorder is not None:
-            # Let LabRecorder pull the last samples (ours and the stopped sources'), then let it
-            # close the file without holding up the stop: the supervisor waits for its pid.
+            # Let LabRecorder pull the last samples (ours and the quiet sources'), then close.
             time.sleep(LABRECORDER_PULL_S)
             self.recorder.finish()
+            # Our derived outlets stay open until LabRecorder has closed its inlets (an outlet
+            # that goes first is a broken stream to liblsl, an ERR line and 2 s more to close).
+            if not self.recorder.wait_closed(LABRECORDER_CLOSE_S):
+                self.log.warning(
+                    "record: LabRecorder still closing %s after %g s",
+                    self.recorder.path.name,
+                    LABRECORDER_CLOSE_S,
+                )
         self.outlets = None
 
 

@@ -11,7 +11,10 @@ acquire, decode or evolve, render and record run as they do live, on the replaye
   one), adds the scanner's trigger stream when the config names one and the recording has it,
   lists what it will not replay (unusable streams with the reason, streams the session does not
   use, the pipeline's own derived streams of a recorded bci session), and opens the outlets
-  (:class:`bci.replay.ReplayPlayer`), each buffering its whole stream.
+  (:class:`bci.replay.ReplayPlayer`), each buffering its whole stream. A recording whose
+  markers hold nothing the pipeline would answer (decode: no test-phase stimulus marker;
+  evolve: no stimulus marker), e.g. a truncated one or another program's markers, is a
+  one-line error: the session stops with a non-zero exit instead of replaying to no end.
 * Its heartbeat's ``pushed`` counts the samples pushed per stream, which the summary sets
   against what acquire received (``replay.samples``: pushed, received, lost).
 * From the session's start it pushes every sample when its time comes (``--speed 0``: all at
@@ -113,7 +116,14 @@ class ReplayNode(Node):
             if stream not in used:
                 why = "the pipeline's own output" if is_derived(stream.name) else "not used"
                 self.log.info("replay: not replayed: %s (%s)", stream.describe(), why)
-        self.expected = expected_answers(chosen[-1], self.config.session.mode)
+        mode = self.config.session.mode
+        self.expected = expected_answers(chosen[-1], mode)
+        if not self.expected:
+            what = "test-phase stimulus markers" if mode == "decode" else "stimulus markers"
+            raise NodeError(
+                f"replay: {path.name}: nothing to replay, {chosen[-1].describe()} has no {what} "
+                "(a truncated recording?)"
+            )
         if triggers is not None:
             chosen.append(triggers)
         replayed = Recording(path=recording.path, streams=chosen, info=recording.info)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from bci.bus.security import BusConfigError
 from bci.config import ConfigError, SessionConfig
 from bci.logs import add_verbosity_argument, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
@@ -145,6 +146,35 @@ def check_mode(config: SessionConfig, mode: str) -> None:
         )
 
 
+def check_model_file(config: SessionConfig) -> None:
+    """Refuse a decode session's ``[model] path`` that is missing or not a usable model.
+
+    An empty path asks the session to fit the model from its calibration run and write it to
+    ``model.npz`` in the session folder; a path names a model that must exist (it is never fitted
+    and written there).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file: it does not exist, is not a decoding model, or holds NaN or
+        Inf weights.
+    """
+    path = config.model.path
+    if config.session.mode != "decode" or not path:
+        return
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"[model] path {path} does not exist (leave path empty to fit the model from the "
+            "calibration run)"
+        )
+    from bci.decode.model import load_decoding_model
+
+    try:
+        load_decoding_model(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"[model] {err}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bci-session``; returns the process exit code."""
     args = parse_args(argv)
@@ -161,12 +191,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        check_model_file(config)
+    except ConfigError as err:
+        print(f"bci-session: {err}", file=sys.stderr)
+        return 2
     out = args.resume or args.out
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     from bci.session.run import run_session
 
-    summary = run_session(config, out.resolve(), args.duration)
+    try:
+        summary = run_session(config, out.resolve(), args.duration)
+    except BusConfigError as err:  # e.g. a [bus] host that is not this machine: one line
+        print(f"bci-session: {err}", file=sys.stderr)
+        return 2
     print(f"session folder: {out}")
     print(f"ended: {summary['reason']} (exit code {summary['exit_code']})")
     for line in summary.get("headline", []):

@@ -147,7 +147,7 @@ def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None 
     plot_latency(
         out / "latency.png",
         np.asarray(latencies),
-        title=f"stimulus-to-screen latency of reconstructions (n = {len(latencies)})",
+        title=f"volume-in to reconstruction-on-screen latency (n = {len(latencies)} test trials)",
     )
     if not decoded:
         return report
@@ -183,6 +183,7 @@ def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None 
         shown,
         {"decoded": recon},
         title=f"test trials: stimuli (top), live reconstructions (bottom); "
-        f"latent r = {decoding['latent_correlation']:.2f}",
+        f"latent r = {decoding['latent_correlation']:.2f} over all {len(order)}",
+        trials=order,
     )
     return report

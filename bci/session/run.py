@@ -107,6 +107,11 @@ def run_session(config: SessionConfig, out: Path, duration_s: float = 0.0) -> di
 
             report["replay"] = replay_report(out, config)
             report["replay"]["samples"] = replay_sample_counts(result.statuses)
+            answered = report.get("trials", {}).get("test") or report.get("generations")
+            if not answered and not result.errors:
+                what = "test trials decoded" if mode == "decode" else "generations evaluated"
+                result.errors.append(f"replay: nothing replayed: 0 {what}")
+                result.exit_code = result.exit_code or 1
             lost = sum(s["lost"] for s in report["replay"]["samples"].values())
             if lost:
                 log.warning("the replay lost %d samples: %s", lost, report["replay"]["samples"])

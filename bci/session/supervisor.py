@@ -6,10 +6,10 @@ supervisor's carries ``control``), starts each node as its own process, and then
 things: exit codes (a node that died is named, and restarted when the config lists it under
 ``[session] restart``), heartbeats (a node silent for ``heartbeat_timeout_s`` is treated as hung),
 and the ``events`` topic (a ``schedule_done`` from the display, the evolve node or the replay,
-or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes within five
-seconds: a ``stop`` on the bus first, then SIGTERM, then SIGKILL. LabRecorder, the record
-node's child, then gets a few more seconds to close the XDF file (:data:`RECORDER_CLOSE_S` at
-most); the supervisor exits after it.
+or the display's ``abort``, ends the session). Ctrl-C and SIGTERM stop the nodes in
+:data:`STOP_ORDER`: a ``stop`` on the bus first, then SIGTERM, then SIGKILL. The sources are
+stopped only once LabRecorder, the record node's child, has closed the XDF file (up to 5 s;
+:data:`RECORDER_CLOSE_S` at most), so that none of its inlets sees its outlet go first.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ STAGE_GRACE_S = 0.5
 node exits on its own, after its handler is gone, would kill it with -15)."""
 STAGE_STOP_S = 1.5
 """Each stage of the stop gets at least this long before SIGKILL, even past ``STOP_KILL_S``."""
-RECORD_STOP_S = 3.0
-"""The record node's stage gets at least this long: it drains the bus and lets LabRecorder pull."""
+RECORD_STOP_S = 8.0
+"""The record node's stage gets at least this long: it drains the bus, lets LabRecorder pull and
+waits while LabRecorder closes the file (up to 5 s, see :mod:`bci.io.labrecorder`)."""
 RECORDER_CLOSE_S = 15.0
 """How long the supervisor waits, after the nodes, for LabRecorder to close the XDF file."""
 
@@ -196,6 +197,8 @@ class Supervisor:
             grace = max(STAGE_GRACE_S, STOP_GRACE_S - elapsed)
             least = RECORD_STOP_S if "record" in names else STAGE_STOP_S
             stop_all([self.nodes[n] for n in names], grace, max(least, STOP_KILL_S - elapsed))
+            if "record" in names:  # the sources' outlets stay until LabRecorder closed its inlets
+                self._wait_for_recorder()
 
     def _drain(self, watch: Subscriber) -> None:
         while (msg := watch.recv(timeout_ms=0)) is not None:

@@ -1,0 +1,115 @@
+"""Bad input at the door: one line on stderr and a non-zero exit, before any node starts.
+
+Each case runs the real console script in its own process (``bci-session``, ``bci-train``) and
+checks its exact message, that it is one line (no traceback), and that nothing was written
+where the bad input pointed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from session_helpers import REPO, run_session, write_config
+
+from bci.align import Hyperalignment
+from bci.align.persistence import load_aligner, save_aligner
+from bci.decode.model import fit_decoding_model, load_decoding_model
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def nan_model(tmp_path_factory):
+    """A fitted two-subject model whose ridge weights hold one NaN, saved as a model file."""
+    rng = np.random.default_rng(0)
+    responses = [rng.standard_normal((20, 12)), rng.standard_normal((20, 10))]
+    model = fit_decoding_model(responses, rng.standard_normal((20, 4)), alphas=(1.0,))
+    model.decoder.coef_ = model.decoder.coef_.copy()
+    model.decoder.coef_[0, 0] = np.nan
+    return model.save(tmp_path_factory.mktemp("nan") / "nan-model.npz")
+
+
+def test_a_nan_model_is_refused_at_load(nan_model):
+    with pytest.raises(ValueError) as err:
+        load_decoding_model(nan_model)
+    assert str(err.value) == f"{nan_model} has NaN or Inf values in ridge/coef_"
+
+
+def test_an_inf_aligner_is_refused_at_load(tmp_path):
+    rng = np.random.default_rng(1)
+    aligner = Hyperalignment(verbose=False).fit([rng.standard_normal((30, 8)) for _ in range(2)])
+    path = save_aligner(aligner, tmp_path / "aligner.npz")
+    load_aligner(path)  # the saved file is fine
+    aligner.template_ = np.full_like(aligner.template_, np.inf)
+    save_aligner(aligner, path)
+    with pytest.raises(ValueError) as err:
+        load_aligner(path)
+    assert str(err.value) == f"{path}: has NaN or Inf values in attr/template_"
+
+
+def test_bci_session_refuses_a_nan_model(tmp_path, nan_model):
+    config = write_config(tmp_path / "s.toml", model={"path": str(nan_model)})
+    done = run_session(config, tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    line = _one_line(done.stderr)
+    assert line == f"bci-session: [model] {nan_model} has NaN or Inf values in ridge/coef_"
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_bci_session_refuses_a_model_path_that_does_not_exist(tmp_path):
+    missing = tmp_path / "models" / "sub-01.npz"
+    config = write_config(tmp_path / "s.toml", model={"path": str(missing)})
+    done = run_session(config, tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    assert _one_line(done.stderr) == (
+        f"bci-session: [model] path {missing} does not exist (leave path empty to fit the model "
+        "from the calibration run)"
+    )
+    assert not missing.exists()  # it is not fitted and written there
+
+
+def test_bci_session_refuses_a_bus_host_of_another_machine(tmp_path):
+    config = write_config(tmp_path / "s.toml", bus={"host": "10.0.0.5"})
+    done = run_session(config, tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    assert _one_line(done.stderr) == (
+        "bci-session: [bus] host = '10.0.0.5': a bus across machines needs CURVE encryption, "
+        "which sessions do not set up yet; use one of 127.0.0.1, localhost, ::1"
+    )
+
+
+class _Payload:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_bci_train_refuses_a_malicious_pickle_in_one_line(tmp_path):
+    marker = tmp_path / "pwned"
+    data = tmp_path / "data_1.dat"
+    data.write_bytes(pickle.dumps(_Payload(str(marker))))
+    done = subprocess.run(
+        [sys.executable, "-m", "bci.train", str(data), "--out", str(tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 1
+    assert _one_line(done.stderr) == (
+        f"bci-train: refusing to unpickle posix.system from {data}: "
+        "only numpy arrays, lists and tuples are allowed"
+    )
+    assert not marker.exists() and not (tmp_path / "m.npz").exists()
