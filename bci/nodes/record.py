@@ -102,11 +102,13 @@ class RecordNode(Node):
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
         """The participants' streams (subject, info), the marker stream (-1, info) and the
         scanner's trigger stream (-2, info: with ``[trigger] source = "lsl"``, and always from the
-        simulator, which sends a trigger per volume as a scanner does) in time."""
+        fMRI simulator, which sends a trigger per volume as a scanner does; the rig's simulator
+        in evolve sends none) in time."""
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
-        if self.config.trigger.source == "lsl" or self.config.simulate.enabled:
+        simulated_scanner = self.config.simulate.enabled and self.config.session.mode == "decode"
+        if self.config.trigger.source == "lsl" or simulated_scanner:
             subjects.append(-2)
             queries.append(trigger_query(self.config))
         found = []
