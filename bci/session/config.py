@@ -29,6 +29,11 @@ def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else f"must be in [0, 1], got {v!r}"
 
 
+def _finite_non_negative(v: Any) -> str | None:
+    # a break of inf would hold the next run (and the session) for ever
+    return None if 0 <= v < float("inf") else f"must be finite and >= 0, got {v!r}"
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "session": {
         "mode": Key(str, "decode", one_of(*MODES)),
@@ -60,7 +65,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tr_s": Key(float, 2.0, positive),
         "stimulus_s": Key(float, 2.0, positive),
         "isi_s": Key(float, 2.0, non_negative),
-        "run_break_s": Key(float, 30.0, non_negative),
+        "run_break_s": Key(float, 30.0, _finite_non_negative),
         # scanner seconds from a run's first trigger to its first stimulus (dummy scans)
         "lead_in_s": Key(float, 0.0, non_negative),
     },
