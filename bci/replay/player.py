@@ -98,6 +98,7 @@ class ReplayPlayer:
         speed: float = 1.0,
         streams: Sequence[str] | None = None,
         rename: Mapping[str, str] | None = None,
+        session: str = "",
     ) -> None:
         speed = float(speed)
         if not math.isfinite(speed) or speed < 0:
@@ -151,7 +152,7 @@ class ReplayPlayer:
                     stream.type,
                     stream.n_channels,
                     rate,
-                    stream.source_id,
+                    f"{stream.source_id}@{session}" if session else stream.source_id,
                     labels=stream.channel_labels,
                     desc={**_outlet_desc(stream), REPLAY_SAMPLES_KEY: str(stream.n_samples)},
                     channel_format=stream.channel_format,

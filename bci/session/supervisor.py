@@ -19,10 +19,12 @@ import logging
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bci.bus import Publisher, Subscriber
+from bci.lsl.streams import SESSION_ID_KEY
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 
@@ -94,6 +96,8 @@ class Supervisor:
     """
 
     def __init__(self, config: dict, out: Path, duration_s: float = 0.0) -> None:
+        # the session's id, in the source_id of every LSL stream the session creates
+        config = {**config, SESSION_ID_KEY: uuid.uuid4().hex[:12]}
         self.config = config
         self.out = Path(out)
         self.duration_s = duration_s or config["session"]["duration_s"]
