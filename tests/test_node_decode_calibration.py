@@ -168,3 +168,28 @@ def test_a_restarted_decode_picks_up_the_stored_calibration(tmp_path, stimuli):
         code = node.stop()
         acquire.peer.close()
     assert code == 0, node.log()
+
+
+def test_a_participant_left_out_by_acquire_is_not_waited_for(tmp_path, stimuli):
+    """acquire left subject 0 out (wrong channel count) and says so: the calibration is complete
+    with subject 1 alone, and the model's only subject is subject 1."""
+    data = _patterns(stimuli)
+    acquire = Acquire(stimuli)
+    node = _start(tmp_path, acquire)
+    try:
+        acquire.peer.publish(
+            "events", kind="participants", meta={"node": "acquire", "subjects": [1]}
+        )
+        for trial in range(N_TRAIN):
+            acquire.response(trial, 1, data[1, trial])
+        fitting = _next_event(node, {"model_fitting"}, 10.0)  # no run_end needed
+        assert fitting is not None and fitting.meta["subjects"] == [1], node.log()
+        assert fitting.meta["trials"] == N_TRAIN
+        assert _next_event(node, {"model_ready"}, 60.0) is not None, node.log()
+        acquire.response(N_TRAIN, 1, data[1, N_TRAIN], phase="test")
+        latent = node.recv(timeout_s=5.0, topic="latents")
+        assert latent is not None and latent.meta["subjects"] == [1], node.log()
+    finally:
+        code = node.stop()
+        acquire.peer.close()
+    assert code == 0, node.log()

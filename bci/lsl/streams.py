@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ def session_source_id(base: str, config: dict[str, Any]) -> str:
     return f"{base}@{sid}" if sid else base
 
 
+def base_source_id(source_id: str) -> str:
+    """``source_id`` without a session's ``@<id>`` suffix (a stream recorded by a session)."""
+    return re.sub(r"@[0-9a-f]{12}$", "", source_id)
+
+
 def own_sources(config: dict[str, Any]) -> bool:
     """Whether the participant and trigger streams are the session's own (simulator, replay)."""
     return bool(config["simulate"]["enabled"] or config.get("replay"))
@@ -133,7 +139,13 @@ def participant_queries(config: dict[str, Any]) -> list[StreamQuery]:
     sid = session_id(config) if own_sources(config) else ""
     if streams:
         return [
-            StreamQuery(s["name"], s["type"], s["source_id"], int(s["subject"]), sid)
+            StreamQuery(
+                s["name"],
+                s["type"],
+                f"{s['source_id']}@{sid}" if sid and s["source_id"] else s["source_id"],
+                int(s["subject"]),
+                sid,
+            )
             for s in streams
         ]
     if config["simulate"]["enabled"] and config["session"]["mode"] == "evolve":

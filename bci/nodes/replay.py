@@ -36,6 +36,7 @@ from bci.io.streams import RecordedStream, Recording, merge_streams
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
     StreamQuery,
+    base_source_id,
     marker_query,
     participant_queries,
     session_id,
@@ -59,7 +60,8 @@ def matches(stream: RecordedStream, query: StreamQuery) -> bool:
         for want, have in (
             (query.name, stream.name),
             (query.type, stream.type),
-            (query.source_id, stream.source_id),
+            # a session's own streams carry its id (bci.lsl.streams.SESSION_ID_KEY)
+            (base_source_id(query.source_id), base_source_id(stream.source_id)),
         )
     )
 
