@@ -182,6 +182,8 @@ class AcquireNode(Node):
             expected = expected_channels(self.config, index, query.subject)
             if settings.kind != "counts":
                 known = settings.kind == "broadband" or self.config["simulate"]["enabled"]
+                if expected is None and settings.kind == "broadband":
+                    expected = info.channel_count()  # nothing says otherwise
                 sites = settings.channels or ((expected or 0) if known else 0)
                 try:
                     reader = open_spike_reader(
