@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bci.bus import Publisher
+from bci.nodes.calibration_store import CalibrationStore
 from bci.nodes.decode import MIN_CALIBRATION_TRIALS
 from bci.session.config import validate_config
 from bci.sim import SimulatedCohort
@@ -193,3 +194,21 @@ def test_a_participant_left_out_by_acquire_is_not_waited_for(tmp_path, stimuli):
         code = node.stop()
         acquire.peer.close()
     assert code == 0, node.log()
+
+
+def test_calibration_store_round_trip_and_a_damaged_file(tmp_path):
+    store = CalibrationStore(tmp_path / "calibration")
+    assert store.load() == ([], []) and not store.ended
+    store.add(3, 1, "face-0003", np.arange(4, dtype=np.float32), None)
+    store.add(4, 0, "face-0004", None, "NaN in 2 of 4 voxels")
+    (store.responses / "t000005-s000.npz").write_bytes(b"PK\x03\x04 truncated")
+    store.mark_ended()
+    stored, problems = store.load()
+    assert [(r.trial, r.subject, r.stimulus, r.bad) for r in stored] == [
+        (3, 1, "face-0003", None),
+        (4, 0, "face-0004", "NaN in 2 of 4 voxels"),
+    ]
+    np.testing.assert_array_equal(stored[0].pattern, np.arange(4))
+    assert stored[1].pattern is None
+    assert len(problems) == 1 and problems[0].startswith("t000005-s000.npz: ")
+    assert store.ended
