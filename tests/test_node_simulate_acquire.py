@@ -278,7 +278,7 @@ def test_nan_trial_is_published_bad_and_the_next_trial_is_good(uid, lab):
 
 def test_wrong_channel_count_participant_is_left_out(uid, lab):
     names = [f"ok-a-{uid}", f"ok-b-{uid}", f"narrow-{uid}"]
-    streams = [{"name": n, "subject": s} for s, n in enumerate(names)]
+    streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
     config = session_config(uid, simulate={"enabled": False}, acquire={"streams": streams})
     scanner = lab.keep(FakeScanner(config, dict(zip(names, [16, 16, 12], strict=True))))
     acq = lab.start("acquire", config, ["responses"])
@@ -303,3 +303,121 @@ def test_wrong_channel_count_participant_is_left_out(uid, lab):
     assert all(m.meta["bad"] is None for m in msgs)
     assert collect(acq, 1, timeout_s=0.5) == []
     assert acq.proc.poll() is None  # still running
+
+
+# -- bad streams: the channel count from the config, a stream that stops, stamps out of order --
+def _counters(node, key: str, want: int, timeout_s: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    counters: dict = {}
+    while counters.get(key, 0) < want and time.monotonic() < deadline:
+        msg = node.sub.recv(timeout_ms=100)
+        if msg is not None and msg.topic == "heartbeat.acquire":
+            counters = msg.meta["counters"]
+    return counters
+
+
+def test_channel_count_comes_from_the_config_not_from_the_first_stream(uid, lab):
+    # the narrow stream comes first: a vote among two streams took its 12 channels as the norm
+    # and left the 16-channel stream out
+    names = [f"narrow-{uid}", f"wide-{uid}"]
+    streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
+    config = session_config(uid, simulate={"enabled": False}, acquire={"streams": streams})
+    scanner = lab.keep(FakeScanner(config, dict(zip(names, [12, 16], strict=True))))
+    acq = lab.start("acquire", config, ["responses", "events"])
+    assert acq.wait_state("ready", 30.0), acq.log()
+    expected = (
+        f"ERROR bci.nodes.acquire: stream name='{names[0]}' type='fMRI' has 12 channels, "
+        "expected 16; subject 0 is left out"
+    )
+    assert expected in acq.log()
+    acq.send("start")
+    event = acq.recv(timeout_s=5.0, topic="events")  # decode learns who is in
+    assert event is not None and event.kind == "participants" and event.meta["subjects"] == [1]
+    scanner.wait_for_consumers(names[1:])
+    rng = np.random.default_rng(2)
+    volumes = {names[0]: np.zeros((15, 12), np.float32), names[1]: rng.standard_normal((15, 16))}
+    scanner.play(volumes, [0.55], local_clock() + 0.05)
+    msgs = collect(acq, 1, timeout_s=10.0)
+    assert [(m.meta["trial"], m.meta["subject"], m.meta["bad"]) for m in msgs] == [(0, 1, None)]
+    np.testing.assert_allclose(msgs[0].arrays[0], volumes[names[1]][8:10].mean(0), rtol=1e-5)
+    assert acq.proc.poll() is None
+
+
+def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
+    names = [f"goes-{uid}", f"stops-{uid}"]
+    streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
+    config = session_config(uid, simulate={"enabled": False}, acquire={"streams": streams})
+    scanner = lab.keep(FakeScanner(config, dict.fromkeys(names, 16)))
+    acq = lab.start("acquire", config, ["responses"])
+    wait_running(acq)
+    scanner.wait_for_consumers(names)
+    rng = np.random.default_rng(3)
+    volumes = {n: rng.standard_normal((36, 16)).astype(np.float32) for n in names}
+    volumes[names[1]][13:] = np.nan  # a NaN row is not pushed: the stream stops after volume 12
+    _play_until_nan(scanner, volumes, [0.55, 1.55, 2.55], local_clock() + 0.05)
+    msgs = collect(acq, 6, timeout_s=10.0)
+    order = [(m.meta["trial"], m.meta["subject"], m.meta["bad"]) for m in msgs]
+    # trial 1's window ends at volume 19.5; the stop is noticed 2 TRs later (volume 21.5), long
+    # before trial 2's window (volume 29.5) completes for the stream that goes on (before, a
+    # window was given up resolve_timeout_s = 10 s after its end)
+    assert order == [
+        (0, 0, None),
+        (0, 1, None),
+        (1, 0, None),
+        (1, 1, "stream stopped"),
+        (2, 0, None),
+        (2, 1, "stream stopped"),
+    ], acq.log()
+    warning = (
+        f"WARNING bci.nodes.acquire: stream name='{names[1]}' type='fMRI' stopped: no volume "
+        "for 2 TRs of scanner time; subject 1's trials are given up until it sends again"
+    )
+    assert acq.log().count(warning) == 1, acq.log()
+    assert _counters(acq, "stream_stops", 1).get("stream_stops") == 1
+
+
+def _play_until_nan(scanner, volumes, onsets, t0):
+    """:meth:`FakeScanner.play`, except that a stream pushes nothing for an all-NaN volume."""
+    period = TR / SCALE
+    n = len(next(iter(volumes.values())))
+    events = [(t0 + v * period, "volume", v) for v in range(n)]
+    events += [(t0 + onset, "marker", k) for k, onset in enumerate(onsets)]
+    for t, kind, i in sorted(events):
+        time.sleep(max(0.0, t - local_clock()))
+        if kind == "volume":
+            for name, outlet in scanner.outlets.items():
+                if not np.isnan(volumes[name][i]).all():
+                    outlet.push_sample(volumes[name][i], t)
+        else:
+            text = encode_marker("stimulus", trial=i, stimulus=f"face-{i:04d}", phase="test")
+            scanner.markers.push_sample([text], t)
+
+
+def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
+    name = f"jumbled-{uid}"
+    streams = [{"name": name, "subject": 0, "channels": 16}]
+    config = session_config(uid, simulate={"enabled": False}, acquire={"streams": streams})
+    scanner = lab.keep(FakeScanner(config, {name: 16}))
+    acq = lab.start("acquire", config, ["responses"])
+    wait_running(acq)
+    scanner.wait_for_consumers([name])
+    data = np.random.default_rng(4).standard_normal((25, 16)).astype(np.float32)
+    period = TR / SCALE
+    t0 = local_clock() + 0.05
+    stamps = t0 + period * np.arange(25)
+    # volumes 14 and 15 and 18 and 19 (after trial 0's window, 8-9) come in swapped order
+    order = list(range(25))
+    order[14], order[15], order[18], order[19] = 15, 14, 19, 18
+    text = encode_marker("stimulus", trial=0, stimulus="face-0000", phase="test")
+    scanner.markers.push_sample([text], t0 + 0.55)
+    outlet = scanner.outlets[name]
+    for k, v in enumerate(order):
+        time.sleep(max(0.0, stamps[k] - local_clock()))
+        outlet.push_sample(data[v], stamps[v])
+    msgs = collect(acq, 1, timeout_s=10.0)
+    assert [m.meta["bad"] for m in msgs] == [None], acq.log()
+    np.testing.assert_allclose(msgs[0].arrays[0], data[8:10].mean(0), rtol=1e-5)
+    assert _counters(acq, "out_of_order_stamps", 2).get("out_of_order_stamps") == 2, acq.log()
+    warnings = [line for line in acq.log().splitlines() if "out of order" in line]
+    assert len(warnings) == 1, acq.log()
+    assert f"stream name='{name}' type='fMRI': time stamps out of order (1 so far" in warnings[0]

@@ -268,3 +268,16 @@ def test_a_window_past_its_runs_end_is_cut_from_the_run_when_its_last_volume_is_
     feed(late, [60.0, 61.0])
     [r] = late.cut(now=61.0)
     assert r.n_volumes == 2 and r.bad is None  # the next run's volumes are outside the window
+
+
+def test_give_up_publishes_bad_the_windows_a_stopped_stream_has_passed():
+    buffers = {0: VolumeBuffer(2, 1.0), 1: VolumeBuffer(2, 1.0)}
+    cutter = TrialCutter(buffers, delay_s=1.0, window_s=2.0, tolerance_s=0.0)
+    cutter.add_trial(0, "a", "train", 0.0)  # window [1, 3)
+    cutter.add_trial(1, "b", "train", 4.0)  # window [5, 7)
+    given = cutter.give_up(1, before=5.0, why="stream stopped", now=9.0)
+    assert [(r.trial.trial, r.subject, r.bad, r.arrival) for r in given] == [
+        (0, 1, "stream stopped", 9.0)
+    ]
+    assert not given[0].pattern.any() and cutter.n_pending == 3
+    assert cutter.give_up(1, before=5.0, why="stream stopped", now=9.0) == []

@@ -266,6 +266,8 @@ class SessionConfig(Table):
     runs: list[Run] = Key([])
     replay: Replay | None = Key(None, internal=True)
     source: str = Key("<config>", internal=True)
+    # the supervisor's id for the session, in the source_id of every LSL stream it creates
+    session_id: str = Key("", internal=True)
 
     @classmethod
     def from_dict(

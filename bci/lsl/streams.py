@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,13 @@ SPIKES_TYPE = "Spikes"
 """LSL type of binned spike-count streams (one channel per unit, counts per bin)."""
 MIN_RESOLVE_S = 0.5
 """Each stream gets at least this long to answer, even when the shared deadline has passed."""
+SESSION_ID_KEY = "session_id"
+"""Top-level config entry the supervisor sets: the session's id. Every stream the session creates
+(the display's markers, the simulator's participant and trigger streams, the recorder's derived
+streams, a replay's streams) carries it in its source_id, ``<base>@<id>``, and the session looks
+for its own streams by it, so two sessions on one LSL network never take each other's streams.
+Foreign streams (a scanner bridge, a rig's LSL app) keep their own source_ids and are found by
+the name / type / source_id the config gives."""
 
 
 class StreamError(RuntimeError):
@@ -65,6 +73,9 @@ class StreamQuery:
     type: str = ""
     source_id: str = ""
     subject: int = 0
+    session: str = ""
+    """A session id: the stream's source_id must contain ``@<session>`` (see
+    :data:`SESSION_ID_KEY`); empty: any source_id."""
 
     def _fields(self) -> list[tuple[str, str]]:
         pairs = [("name", self.name), ("type", self.type), ("source_id", self.source_id)]
@@ -72,14 +83,39 @@ class StreamQuery:
 
     def predicate(self) -> str:
         """The XPath predicate for :func:`pylsl.resolve_bypred`, e.g. ``name='x' and type='y'``."""
-        for _, value in self._fields():
+        for value in [v for _, v in self._fields()] + [self.session]:
             if "'" in value:
                 raise ValueError(f"LSL stream properties cannot contain a quote: {value!r}")
-        return " and ".join(f"{k}='{v}'" for k, v in self._fields())
+        terms = [f"{k}='{v}'" for k, v in self._fields()]
+        if self.session:
+            terms.append(f"contains(source_id,'@{self.session}')")
+        return " and ".join(terms)
 
     def describe(self) -> str:
         """``name='bci-sim-02' type='fMRI'``: how the stream is named in messages."""
-        return " ".join(f"{k}={v!r}" for k, v in self._fields())
+        fields = [*self._fields(), *([("session", self.session)] if self.session else [])]
+        return " ".join(f"{k}={v!r}" for k, v in fields)
+
+
+def session_id(config: SessionConfig) -> str:
+    """The session's id (:data:`SESSION_ID_KEY`; empty outside a supervised session)."""
+    return config.session_id
+
+
+def session_source_id(base: str, config: SessionConfig) -> str:
+    """The source_id of a stream this session creates: ``<base>@<session id>``."""
+    sid = session_id(config)
+    return f"{base}@{sid}" if sid else base
+
+
+def base_source_id(source_id: str) -> str:
+    """``source_id`` without a session's ``@<id>`` suffix (a stream recorded by a session)."""
+    return re.sub(r"@[0-9a-f]{12}$", "", source_id)
+
+
+def own_sources(config: SessionConfig) -> bool:
+    """Whether the participant and trigger streams are the session's own (simulator, replay)."""
+    return bool(config.simulate.enabled or config.replay)
 
 
 def participant_queries(config: SessionConfig) -> list[StreamQuery]:
@@ -100,12 +136,22 @@ def participant_queries(config: SessionConfig) -> list[StreamQuery]:
         One per participant, in config order.
     """
     streams = config.acquire.streams
+    sid = session_id(config) if own_sources(config) else ""
     if streams:
-        return [StreamQuery(s.name, s.type, s.source_id, int(s.subject)) for s in streams]
+        return [
+            StreamQuery(
+                s.name,
+                s.type,
+                f"{s.source_id}@{sid}" if sid and s.source_id else s.source_id,
+                int(s.subject),
+                sid,
+            )
+            for s in streams
+        ]
     if config.simulate.enabled and config.session.mode == "evolve":
-        return [StreamQuery(f"{SIM_PREFIX}units", SPIKES_TYPE, "", 0)]
+        return [StreamQuery(f"{SIM_PREFIX}units", SPIKES_TYPE, "", 0, sid)]
     if config.simulate.enabled:
-        return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i) for i in range(2)]
+        return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i, sid) for i in range(2)]
     return []
 
 
@@ -116,12 +162,14 @@ def marker_query(config: SessionConfig) -> StreamQuery:
     tool may carry its markers under another type.
     """
     acquire = config.acquire
-    return StreamQuery(acquire.marker_stream, acquire.marker_type)
+    return StreamQuery(acquire.marker_stream, acquire.marker_type, session=session_id(config))
 
 
 def trigger_query(config: SessionConfig) -> StreamQuery:
-    """The scanner's trigger stream (``[trigger] stream``, any type)."""
-    return StreamQuery(config.trigger.stream)
+    """The scanner's trigger stream (``[trigger] stream``, any type; the session's own when the
+    simulator or a replay sends it)."""
+    sid = session_id(config) if own_sources(config) else ""
+    return StreamQuery(config.trigger.stream, session=sid)
 
 
 def resolve(query: StreamQuery, timeout_s: float) -> pylsl.StreamInfo:
@@ -339,7 +387,7 @@ def make_outlet(
     return CountingOutlet(info, max_buffered=max_buffered)
 
 
-def make_marker_outlet(name: str, node: str = "display") -> pylsl.StreamOutlet:
+def make_marker_outlet(name: str, node: str = "display", session: str = "") -> pylsl.StreamOutlet:
     """The display's marker outlet: type ``Markers``, one string channel of JSON, irregular rate.
 
     Parameters
@@ -348,13 +396,15 @@ def make_marker_outlet(name: str, node: str = "display") -> pylsl.StreamOutlet:
         Stream name (``[acquire] marker_stream``).
     node : str
         Name of the node that sends the markers; the source id is ``bci-markers-<node>``.
+    session : str
+        The session's id, appended to the source id as ``@<session>`` (:data:`SESSION_ID_KEY`).
     """
     return make_outlet(
         name,
         MARKER_STREAM_TYPE,
         1,
         pylsl.IRREGULAR_RATE,
-        f"bci-markers-{node}",
+        f"bci-markers-{node}" + (f"@{session}" if session else ""),
         desc={"format": "json", "node": node},
         channel_format="string",
     )

@@ -35,22 +35,41 @@ Buffers. In a replay, every inlet holds the whole replayed stream (its sample co
 stream's ``desc``, see :func:`bci.lsl.streams.replay_samples`), so a replay at any speed,
 ``--speed 0`` included, loses nothing in liblsl's buffers.
 
-Participants whose stream has the wrong channel count are left out with an error in the log;
-the node stops only when no participant is left.
+Channel counts. A participant stream must have the count the config or the model gives it:
+``[[acquire.streams]] channels`` when set, else the simulator's ``n_voxels`` / ``n_units`` when
+it is enabled, else the subject's voxel count in the ``[model] path`` model when there is one
+(:func:`expected_channels`); never a majority of the streams. A stream with another count is named
+in a one-line error and left out; the others go on. The node stops only when no participant is
+left. The ``participants`` event (at start and whenever one is left out) tells decode which
+subjects are in.
+
+A stream that stops. The scanner clock is read off the streams themselves (the newest stamp of
+any participant stream or trigger): a participant whose newest volume is more than
+:data:`STOP_TRS` TRs of scanner time behind it is named in a warning, and its trial windows that
+the others have passed are given up (published bad, ``"stream stopped"``), so decode need not
+wait; it is taken back when it sends again. (When every stream stops at once, a window is given
+up ``[acquire] resolve_timeout_s`` after its end.)
+
+Out-of-order stamps. Volume inlets are not monotonised by liblsl (which would hide the problem):
+a stamp more than :data:`OUT_OF_ORDER_S` before the stream's previous one is counted
+(``out_of_order_stamps``, in the summary) and warned about once per stream; the volumes are
+cut in time order all the same.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pylsl
 from pylsl import local_clock
 from pylsl.util import LostError
 
 from bci.config import SessionConfig
+from bci.decode.model import load_decoding_model
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
     DATA_PROCESSING,
@@ -77,6 +96,12 @@ LATE_MARKER_S = 5.0
 """A marker may arrive this long (LSL seconds) after its window's end and still find its data."""
 TOLERANCE_TR = 0.05
 """Window boundary tolerance, as a fraction of a TR (see :mod:`bci.nodes.trial_cutter`)."""
+STOP_TRS = 2.0
+"""A participant stream this many TRs (scanner time) behind the others has stopped."""
+OUT_OF_ORDER_S = 1e-3
+"""A stamp this much (LSL seconds) before its stream's previous one is out of order."""
+VOLUME_PROCESSING = pylsl.proc_clocksync
+"""Volume inlets: clock-synced, not monotonised (out-of-order stamps are reported, see above)."""
 
 
 @dataclass
@@ -90,19 +115,39 @@ class Participant:
     reader: SpikeReader | None = None
     """For ``events`` and ``broadband`` streams: turns them into spike counts per bin."""
     received: int = 0
+    last_stamp: float = -math.inf
+    stopped: bool = False
+    out_of_order: int = 0
 
 
-def expected_channels(config: SessionConfig, counts: list[int]) -> int:
-    """The channel count every participant stream must have.
+def model_voxels(config: SessionConfig) -> list[int] | None:
+    """Voxels per subject of the ``[model] path`` model, or None (no path, no file, unreadable)."""
+    path = config.model.path
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return list(load_decoding_model(path).n_voxels)
+    except (OSError, ValueError):
+        return None  # decode names the problem
 
-    The simulator's ``n_voxels`` (decode) or ``n_units`` (evolve) when it is enabled; otherwise
-    the count of the majority of the streams (of the first stream when there is no majority).
+
+def expected_channels(config: SessionConfig, index: int, subject: int) -> int | None:
+    """The channel count participant stream ``index`` (of ``subject``) must have, or None.
+
+    ``[[acquire.streams]] channels`` when set; the simulator's ``n_voxels`` (decode) or
+    ``n_units`` (evolve) when it is enabled; the subject's voxels in the ``[model] path`` model;
+    otherwise None: nothing says, and the stream's own count is taken.
     """
+    streams = config.acquire.streams
+    if index < len(streams) and streams[index].channels > 0:
+        return int(streams[index].channels)
     if config.simulate.enabled:
         key = "n_units" if config.session.mode == "evolve" else "n_voxels"
         return int(getattr(config.simulate, key))
-    count, votes = Counter(counts).most_common(1)[0]
-    return count if 2 * votes > len(counts) else counts[0]
+    voxels = model_voxels(config) if config.session.mode == "decode" else None
+    if voxels is not None and 0 <= subject < len(voxels):
+        return int(voxels[subject])
+    return None
 
 
 class AcquireNode(Node):
@@ -126,7 +171,6 @@ class AcquireNode(Node):
             infos[-1], processing=MARKER_PROCESSING, max_buflen=self._buffer_s(infos[-1])
         )
         self.triggers = self._open_triggers()
-        expected = expected_channels(self.config, [i.channel_count() for i in infos[:-1]])
         fmri = self.config.session.mode == "decode"
         tr = timing.tr_s / scale
         if fmri and acq.window_s < timing.tr_s:
@@ -136,9 +180,12 @@ class AcquireNode(Node):
         for index, (query, info) in enumerate(zip(queries, infos[:-1], strict=True)):
             # -- spike events and broadband voltage (bci.nodes.spike_input) --
             settings = stream_settings(self.config, index)
+            expected = expected_channels(self.config, index, query.subject)
             if settings.kind != "counts":
                 known = settings.kind == "broadband" or self.config.simulate.enabled
-                sites = settings.channels or (expected if known else 0)
+                if expected is None and settings.kind == "broadband":
+                    expected = info.channel_count()  # nothing says otherwise
+                sites = settings.channels or ((expected or 0) if known else 0)
                 try:
                     reader = open_spike_reader(
                         settings, info, sites, local_clock(), self.count, self.log, query.describe()
@@ -159,7 +206,7 @@ class AcquireNode(Node):
             problem = None
             if info.channel_format() == pylsl.cf_string:
                 problem = "has string channels, expected numbers"
-            elif info.channel_count() != expected:
+            elif expected is not None and info.channel_count() != expected:
                 problem = f"has {info.channel_count()} channels, expected {expected}"
             if problem:
                 self.log.error(
@@ -188,13 +235,13 @@ class AcquireNode(Node):
                     rate,
                     tr,
                 )
-            inlet = open_inlet(info, processing=DATA_PROCESSING, max_buflen=self._buffer_s(info))
+            inlet = open_inlet(info, processing=VOLUME_PROCESSING, max_buflen=self._buffer_s(info))
             self.participants[query.subject] = Participant(query, inlet, rate_hz=rate)
             period = 1.0 / rate if rate > 0 else None
             if fmri and period is not None:
                 # a nominal rate slower than the stamps would complete windows a volume early
                 period = min(period, tr)
-            buffers[query.subject] = VolumeBuffer(expected, period)
+            buffers[query.subject] = VolumeBuffer(info.channel_count(), period)
         if not self.participants:
             raise NodeError("acquire: no participant stream is usable (see the errors above)")
         # The boundary tolerance is a fraction of a sample: a TR for fMRI, a bin for spikes.
@@ -217,10 +264,11 @@ class AcquireNode(Node):
             RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
         )
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
+        self.scanner_now = -math.inf  # the newest stamp of any participant stream or trigger
         self.log.info(
-            "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
+            "subjects %s, channels %s, window %.3g-%.3g s after onset (scanner s)",
             sorted(self.participants),
-            expected,
+            [b.n_channels for _, b in sorted(buffers.items())],
             acq.delay_s,
             acq.delay_s + acq.window_s,
         )
@@ -242,13 +290,47 @@ class AcquireNode(Node):
             return None
         return open_inlet(info, processing=MARKER_PROCESSING, max_buflen=self._buffer_s(info))
 
+    def start(self) -> None:
+        super().start()
+        self._announce_participants()
+
+    def _announce_participants(self) -> None:
+        self.event("participants", subjects=sorted(self.participants))
+
     def tick(self) -> None:
         now = local_clock()
         self._receive_volumes(now)
         self._receive_markers(now)
         self._receive_triggers()
-        for response in self.cutter.cut(now):
+        responses = self.cutter.cut(now)
+        for subject in self._stopped_streams():
+            responses += self.cutter.give_up(
+                subject, self.scanner_now - STOP_TRS * self.tr_wall, "stream stopped", now
+            )
+        for response in responses:
             self._publish(response)
+
+    def _stopped_streams(self) -> list[int]:
+        """Participants more than :data:`STOP_TRS` TRs behind the scanner clock (module doc)."""
+        if not self.participants or not math.isfinite(self.scanner_now):
+            return []
+        behind = self.scanner_now - STOP_TRS * self.tr_wall
+        out = []
+        for subject, p in self.participants.items():
+            if p.last_stamp >= behind or p.reader is not None:
+                continue
+            out.append(subject)
+            if not p.stopped:
+                p.stopped = True
+                self.count("stream_stops")
+                self.log.warning(
+                    "stream %s stopped: no volume for %.3g TRs of scanner time; subject %d's "
+                    "trials are given up until it sends again",
+                    p.query.describe(),
+                    STOP_TRS,
+                    subject,
+                )
+        return out
 
     def _receive_triggers(self) -> None:
         """Receive: scanner triggers (one per volume), counted per run."""
@@ -264,6 +346,7 @@ class AcquireNode(Node):
             if self.tracker is not None:
                 self.tracker.add_trigger(t)
             self.count("triggers")
+            self.scanner_now = max(self.scanner_now, float(t))
 
     def _receive_volumes(self, now: float) -> None:
         """Receive: every participant's new volumes, stamped as arrived ``now``."""
@@ -277,11 +360,34 @@ class AcquireNode(Node):
                 self._leave_out(subject, "its LSL source was lost")
                 continue
             if times.size:
+                self._check_order(participant, times)
+                if participant.stopped:
+                    participant.stopped = False
+                    self.log.info("stream %s sends again", participant.query.describe())
+                participant.last_stamp = max(participant.last_stamp, float(times.max()))
+                self.scanner_now = max(self.scanner_now, participant.last_stamp)
                 self.cutter.buffers[subject].append(data, times, now)
                 self.count("volumes", int(times.size))
                 participant.received += int(times.size)
                 if self.tracker is not None:
                     self.tracker.add_volumes(subject, times)
+
+    def _check_order(self, participant: Participant, times: np.ndarray) -> None:
+        """Count (and warn once per stream about) stamps that go back in time."""
+        previous = np.concatenate([[participant.last_stamp], times[:-1]])
+        previous = np.maximum.accumulate(previous)
+        n = int(np.count_nonzero(times < previous - OUT_OF_ORDER_S))
+        if not n:
+            return
+        participant.out_of_order += n
+        self.count("out_of_order_stamps", n)
+        if participant.out_of_order == n:
+            self.log.warning(
+                "stream %s: time stamps out of order (%d so far; further ones are only "
+                "counted); its volumes are used in time order",
+                participant.query.describe(),
+                n,
+            )
 
     def _receive_markers(self, now: float) -> None:
         """Receive: the display's markers; each stimulus marker opens a trial."""
@@ -387,6 +493,7 @@ class AcquireNode(Node):
         self.log.error("stream %s: %s; subject %d is left out", query.describe(), why, subject)
         if not self.participants:
             raise NodeError("acquire: no participant stream is left")
+        self._announce_participants()
 
     def status(self) -> dict[str, Any]:
         """Heartbeat payload: counters and, in decode mode, the per-run report."""
@@ -399,6 +506,9 @@ class AcquireNode(Node):
             **super().status(),
             "runs": tracker.report() if tracker is not None else [],
             "received": received,
+            "out_of_order_stamps": {
+                str(s): p.out_of_order for s, p in getattr(self, "participants", {}).items()
+            },
         }
 
     def teardown(self) -> None:

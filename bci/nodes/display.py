@@ -46,7 +46,7 @@ from bci.bus import Message, Publisher
 from bci.bus.topics import EVENTS, IMAGES, IMAGES_DISPLAY
 from bci.config import SessionConfig
 from bci.lsl.markers import encode_marker
-from bci.lsl.streams import make_marker_outlet
+from bci.lsl.streams import make_marker_outlet, session_id
 from bci.nodes.base import Node, NodeError
 from bci.nodes.runs import RunPlan, plan_runs, run_schedule
 from bci.nodes.schedule import Schedule, ScheduledEvent
@@ -168,7 +168,8 @@ class DisplayNode(Node):
         self.outlet = self._open_outlet()
 
     def _open_outlet(self) -> StreamOutlet:
-        return make_marker_outlet(self.config.acquire.marker_stream, self.name)
+        marker_stream = self.config.acquire.marker_stream
+        return make_marker_outlet(marker_stream, self.name, session_id(self.config))
 
     def start(self) -> None:
         """The session has started: wait for the stimuli, then run the schedule."""

@@ -74,7 +74,7 @@ class PipelineOutlets:
                 "bci-derived",
                 n,
                 pylsl.IRREGULAR_RATE,
-                f"{name}-{session_id}",
+                f"{name}@{session_id}",
                 desc={"session": session_id},
                 channel_format=fmt,
             )

@@ -35,7 +35,13 @@ import pylsl
 from bci.bus import Message
 from bci.bus.log import BusLogWriter
 from bci.io.labrecorder import LabRecorder
-from bci.lsl.streams import find_streams, marker_query, participant_queries, trigger_query
+from bci.lsl.streams import (
+    find_streams,
+    marker_query,
+    participant_queries,
+    session_id,
+    trigger_query,
+)
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import PipelineOutlets
 from bci.stimulus_set import load_stimulus_set
@@ -79,7 +85,8 @@ class RecordNode(Node):
         channels = {subject: info.channel_count() for subject, info in found if subject >= 0}
         latent_dim = load_stimulus_set(self.config.stimuli.path).latent_dim
         evolve = self.config.session.mode == "evolve"
-        self.outlets = PipelineOutlets(uuid.uuid4().hex[:8], latent_dim, channels, fitness=evolve)
+        sid = session_id(self.config) or uuid.uuid4().hex[:8]
+        self.outlets = PipelineOutlets(sid, latent_dim, channels, fitness=evolve)
         streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
         path = next_xdf_path(self.out)
         self.recorder = LabRecorder(

@@ -37,7 +37,14 @@ from bci.bus.topics import EVENTS, FITNESS, LATENTS
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording, merge_streams
 from bci.lsl.markers import decode_marker
-from bci.lsl.streams import StreamQuery, marker_query, participant_queries, trigger_query
+from bci.lsl.streams import (
+    StreamQuery,
+    base_source_id,
+    marker_query,
+    participant_queries,
+    session_id,
+    trigger_query,
+)
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import is_derived
 from bci.replay import ReplayPlayer
@@ -56,7 +63,8 @@ def matches(stream: RecordedStream, query: StreamQuery) -> bool:
         for want, have in (
             (query.name, stream.name),
             (query.type, stream.type),
-            (query.source_id, stream.source_id),
+            # a session's own streams carry its id (bci.lsl.streams.SESSION_ID_KEY)
+            (base_source_id(query.source_id), base_source_id(stream.source_id)),
         )
     )
 
@@ -127,7 +135,8 @@ class ReplayNode(Node):
         if triggers is not None:
             chosen.append(triggers)
         replayed = Recording(path=recording.path, streams=chosen, info=recording.info)
-        self.player = ReplayPlayer(replayed, speed=self.speed)
+        # the replayed streams are this session's: their source ids carry its id
+        self.player = ReplayPlayer(replayed, speed=self.speed, session=session_id(self.config))
         self.answers = 0
         self.done = False
         self.fitting = False

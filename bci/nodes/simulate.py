@@ -50,6 +50,7 @@ from bci.lsl.streams import (
     participant_queries,
     pull_markers,
     resolve,
+    session_source_id,
 )
 from bci.nodes.base import Node, NodeError
 from bci.sim import BoldStream, SimulatedCohort, event_response
@@ -65,12 +66,13 @@ def simulated_streams(config: SessionConfig) -> list[StreamQuery]:
     """The streams the simulator serves: the configured ones, or ``bci-sim-01``, ``-02``.
 
     A configured stream without a name is named ``bci-sim-NN``; without a source_id it gets
-    ``bci-sim-<name>``.
+    ``bci-sim-<name>``; either way with the session id (``@<id>``, see
+    :data:`bci.lsl.streams.SESSION_ID_KEY`).
     """
     out = []
     for i, query in enumerate(participant_queries(config)):
         name = query.name or f"{SIM_PREFIX}{i + 1:02d}"
-        source_id = query.source_id or f"{SIM_PREFIX}{name}"
+        source_id = session_source_id(query.source_id or f"{SIM_PREFIX}{name}", config)
         out.append(StreamQuery(name, query.type or "fMRI", source_id, query.subject))
     return out
 
@@ -254,7 +256,7 @@ class SimulateNode(Node):
             MARKER_STREAM_TYPE,
             1,
             IRREGULAR_RATE,
-            f"{SIM_PREFIX}triggers",
+            session_source_id(f"{SIM_PREFIX}triggers", self.config),
             channel_format="string",
         )
         self.runs: list[tuple[int, int]] = []  # requested (run, volumes), not started yet

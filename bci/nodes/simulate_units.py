@@ -40,6 +40,7 @@ from bci.lsl.streams import (
     participant_queries,
     pull_markers,
     resolve,
+    session_source_id,
 )
 from bci.nodes.base import Node, NodeError
 from bci.nodes.spike_input import stream_settings
@@ -237,7 +238,7 @@ class SimulateUnitsNode(Node):
         """The outlet of the stream's form (the first ``[[acquire.streams]]`` entry's kind)."""
         sim = self.config.simulate
         settings = stream_settings(self.config, 0)
-        source_id = source_id or f"bci-sim-{name}"
+        source_id = session_source_id(source_id or f"bci-sim-{name}", self.config)
         rng = np.random.default_rng([sim.seed, 4])
         if settings.kind == "events":
             return EventsOutput(

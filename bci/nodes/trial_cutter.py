@@ -286,6 +286,19 @@ class TrialCutter:
         self.buffers.pop(subject, None)
         self._pending.pop(subject, None)
 
+    def give_up(self, subject: int, before: float, why: str, now: float) -> list[CutResponse]:
+        """Give up ``subject``'s pending windows that end by ``before``: bad responses ``why``.
+
+        For a stream known to have stopped (the others have passed these windows).
+        """
+        pending = self._pending.get(subject, [])
+        buffer = self.buffers.get(subject)
+        out = []
+        while pending and buffer is not None and min(pending[0].end, pending[0].run_end) <= before:
+            trial = pending.pop(0)
+            out.append(self._bad(trial, subject, buffer, max(now, trial.known_at), 0, why))
+        return out
+
     def cut(self, now: float = -math.inf) -> list[CutResponse]:
         """Cut every window that is complete (or given up); trim the buffers.
 

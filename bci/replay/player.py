@@ -42,7 +42,7 @@ import pylsl
 
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording
-from bci.lsl.streams import REPLAY_SAMPLES_KEY, buffer_seconds, make_outlet
+from bci.lsl.streams import REPLAY_SAMPLES_KEY, base_source_id, buffer_seconds, make_outlet
 
 __all__ = ["BLOCK", "ReplayPlayer"]
 
@@ -64,6 +64,10 @@ def _outlet_desc(stream: RecordedStream) -> dict[str, str]:
     return out
 
 
+def _source_id(recorded: str, session: str) -> str:
+    return f"{base_source_id(recorded)}@{session}" if session else recorded
+
+
 class ReplayPlayer:
     """Replay a recording's streams on LSL, stamped with their recorded timing.
 
@@ -81,6 +85,9 @@ class ReplayPlayer:
         Names of the streams to replay (default: all usable streams of the recording).
     rename : mapping of str to str, optional
         New outlet names for some of the replayed streams (old name -> new name).
+    session : str
+        The replaying session's id: each outlet's source_id becomes the recorded one (without
+        the recording session's id) ``@<session>`` (:data:`bci.lsl.streams.SESSION_ID_KEY`).
 
     Raises
     ------
@@ -98,6 +105,7 @@ class ReplayPlayer:
         speed: float = 1.0,
         streams: Sequence[str] | None = None,
         rename: Mapping[str, str] | None = None,
+        session: str = "",
     ) -> None:
         speed = float(speed)
         if not math.isfinite(speed) or speed < 0:
@@ -151,7 +159,7 @@ class ReplayPlayer:
                     stream.type,
                     stream.n_channels,
                     rate,
-                    stream.source_id,
+                    _source_id(stream.source_id, session),
                     labels=stream.channel_labels,
                     desc={**_outlet_desc(stream), REPLAY_SAMPLES_KEY: str(stream.n_samples)},
                     channel_format=stream.channel_format,

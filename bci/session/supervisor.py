@@ -14,11 +14,13 @@ stopped only once LabRecorder, the record node's child, has closed the XDF file 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +98,8 @@ class Supervisor:
     """
 
     def __init__(self, config: SessionConfig, out: Path, duration_s: float = 0.0) -> None:
+        # the session's id, in the source_id of every LSL stream the session creates
+        config = dataclasses.replace(config, session_id=uuid.uuid4().hex[:12])
         self.config = config
         self.out = Path(out)
         self.duration_s = duration_s or config.session.duration_s
