@@ -66,6 +66,9 @@ request."""
 DROP_FRAMES = 1.5
 """A scheduled flip later than this many frame periods counts as a dropped frame."""
 LATENCY_WINDOW = 1000
+HOLD_ANNOUNCE_S = 1.0
+"""While a test run waits for the model, the calibration run's ``run_end`` is said again this
+often (wall seconds), for a decode node that was restarted after it."""
 """Reconstruction flip latencies kept for the status (the most recent ones)."""
 
 
@@ -92,6 +95,7 @@ class DisplayNode(Node):
         self.frame_s = 1.0 / float(config.display.fps)
         self.mode = config.session.mode
         self.model_ready = False
+        self.announced_at = 0.0  # when the held test run last re-announced the run_end
         self.holding = False
         acquire, timing = config.acquire, config.timing
         self.grace_s = (acquire.delay_s + acquire.window_s) / timing.time_scale
@@ -319,11 +323,18 @@ class DisplayNode(Node):
         plan = self.plans[self.run + 1]
         if self.model_ready or self.mode != "decode" or plan.phase != "test":
             return False
+        now = time.monotonic()
         if not self.holding:
             self.holding = True
             self.log.info("run %d (test) waits for the decoding model", plan.index)
             self.screen.draw_status([*self._status_lines(), "waiting for the decoding model"])
             pygame.display.flip()  # the experimenter's panel only: not a marked flip
+            self.announced_at = now
+        elif now - self.announced_at >= HOLD_ANNOUNCE_S:
+            # A decode node restarted after the calibration run's end never saw its run_end,
+            # and would wait for it for ever: say it again while the test run is held.
+            self.announced_at = now
+            self.event("run_end", run=self.plans[self.run].index, again=True)
         return True
 
     def _request_run(self, now: float) -> None:
