@@ -31,6 +31,13 @@ there) and from ``trigger`` markers; the heartbeat's ``runs`` gives, per run, th
 received per subject, the volumes expected (the triggers; else the volumes the run marker
 declares), the trials and the unusable responses with their reasons.
 
+Preprocessing (decode mode). Every participant's volumes are preprocessed online as they arrive
+(``[preprocess]``, :mod:`bci.nodes.preprocess_input`): detrended, scaled and censored per run,
+with the head motion of a scanner bridge's ``NAME-motion`` stream when it is there. The cutter
+leaves censored volumes out of the windows, a trial is bad only when its whole window is
+censored, and the heartbeat's ``preprocess`` and ``runs`` count the censored volumes per subject,
+run and reason. Meta ``n_censored``: the window's censored volumes left out of the mean.
+
 Buffers. In a replay, every inlet holds the whole replayed stream (its sample count is in the
 stream's ``desc``, see :func:`bci.lsl.streams.replay_samples`), so a replay at any speed,
 ``--speed 0`` included, loses nothing in liblsl's buffers.
@@ -68,6 +75,7 @@ from bci.lsl.streams import (
     trigger_query,
 )
 from bci.nodes.base import Node, NodeError
+from bci.nodes.preprocess_input import Preprocessing
 from bci.nodes.run_tracker import RunTracker
 from bci.nodes.spike_input import SpikeReader, SpikeStreamError, open_spike_reader, stream_settings
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
@@ -209,11 +217,23 @@ class AcquireNode(Node):
             if self.config.get("replay")
             else (acq["delay_s"] + acq["window_s"]) / scale + LATE_MARKER_S,
             stall_s=acq["resolve_timeout_s"],
+            skip_censored=fmri and self.config["preprocess"]["method"] != "none",
         )
         self.display_delay_s = float(acq.get("display_delay_s", 0.0))  # wall seconds
         self.scale, self.tr_wall = scale, tr
         self.tracker = (
             RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
+        )
+        volume_infos = {
+            query.subject: info
+            for query, info in zip(queries, infos[:-1], strict=True)
+            if query.subject in self.participants
+            and self.participants[query.subject].reader is None
+        }
+        self.preprocessing = (
+            Preprocessing.open(self.config, volume_infos, TOLERANCE_TR * tr, self.log)
+            if fmri
+            else None
         )
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
         self.log.info(
@@ -277,11 +297,18 @@ class AcquireNode(Node):
                 self._leave_out(subject, "its LSL source was lost")
                 continue
             if times.size:
-                self.cutter.buffers[subject].append(data, times, now)
                 self.count("volumes", int(times.size))
                 participant.received += int(times.size)
                 if self.tracker is not None:
                     self.tracker.add_volumes(subject, times)
+            if self.preprocessing is not None:
+                data, times, censored = self.preprocessing.receive(subject, data, times, now)
+                for volume in censored:
+                    self.count("censored_volumes")
+                    if self.tracker is not None:
+                        self.tracker.add_censored(subject, volume.time, volume.reason)
+            if times.size:
+                self.cutter.buffers[subject].append(data, times, now)
 
     def _receive_markers(self, now: float) -> None:
         """Receive: the display's markers; each stimulus marker opens a trial."""
@@ -334,6 +361,8 @@ class AcquireNode(Node):
             int(volumes) if isinstance(volumes, int) else None,
             period or self.tr_wall,
         )
+        if self.preprocessing is not None:
+            self.preprocessing.declare_run(t)
         self.count("runs")
 
     def _publish(self, r: CutResponse) -> None:
@@ -346,6 +375,7 @@ class AcquireNode(Node):
             "onset_lsl": r.trial.onset,
             "arrival_lsl": r.arrival,
             "n_volumes": r.n_volumes,
+            "n_censored": r.n_censored,
             "run": self.tracker.run_of(r.trial.onset) if self.tracker is not None else 0,
             "rate_hz": self.participants[r.subject].rate_hz
             if r.subject in self.participants
@@ -383,6 +413,8 @@ class AcquireNode(Node):
             str(subject): participant.received,
         }
         self.cutter.remove_subject(subject)
+        if self.preprocessing is not None:
+            self.preprocessing.remove_subject(subject)
         self.count("participants_left_out")
         self.log.error("stream %s: %s; subject %d is left out", query.describe(), why, subject)
         if not self.participants:
@@ -395,10 +427,12 @@ class AcquireNode(Node):
             str(subject): p.received for subject, p in getattr(self, "participants", {}).items()
         }
         received.update(getattr(self, "_received_left", {}))
+        preprocessing = getattr(self, "preprocessing", None)
         return {
             **super().status(),
             "runs": tracker.report() if tracker is not None else [],
             "received": received,
+            "preprocess": preprocessing.summary() if preprocessing is not None else {},
         }
 
     def teardown(self) -> None:
@@ -410,6 +444,8 @@ class AcquireNode(Node):
             str(s): p.received for s, p in getattr(self, "participants", {}).items()
         }
         self.participants = {}
+        if getattr(self, "preprocessing", None) is not None:
+            self.preprocessing.close()
         self.markers = None
         self.triggers = None
 

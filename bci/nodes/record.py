@@ -37,6 +37,7 @@ from bci.io.labrecorder import LabRecorder
 from bci.lsl.streams import find_streams, marker_query, participant_queries, trigger_query
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import PipelineOutlets
+from bci.nodes.preprocess_input import find_motion_streams
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
@@ -98,7 +99,8 @@ class RecordNode(Node):
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
         """The participants' streams (subject, info), the marker stream (-1, info) and the
         scanner's trigger stream (-2, info: with ``[trigger] source = "lsl"``, and always from the
-        simulator, which sends a trigger per volume as a scanner does) in time."""
+        simulator, which sends a trigger per volume as a scanner does) in time, and the
+        participants' head-motion streams (-3, info) from a scanner bridge."""
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
@@ -117,6 +119,10 @@ class RecordNode(Node):
                 )
             else:
                 found.append((subject, info))
+        if self.config.get("replay") or not self.config["simulate"]["enabled"]:
+            # a scanner bridge's head-motion streams (the simulator sends none)
+            motion = find_motion_streams({s: i for s, i in found if s >= 0})
+            found += [(-3, info) for info in motion.values()]
         return found
 
     def handle(self, msg: Message) -> None:
