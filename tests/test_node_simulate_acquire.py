@@ -36,6 +36,7 @@ META_KEYS = {
     "onset_lsl",
     "arrival_lsl",
     "n_volumes",
+    "n_censored",
     "run",
     "rate_hz",
     "bad",

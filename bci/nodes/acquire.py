@@ -138,6 +138,19 @@ class AcquireNode(Node):
         tr = timing["tr_s"] / scale
         if fmri and acq["window_s"] < timing["tr_s"]:
             self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
+        # Preprocessing first: its motion inlets must be open before a scanner bridge, which
+        # holds its volumes (and their motion samples) until the participant inlet connects,
+        # starts pushing.
+        volume_infos = {
+            q.subject: info
+            for index, (q, info) in enumerate(zip(queries, infos[:-1], strict=True))
+            if stream_settings(self.config, index).kind == "counts"
+        }
+        self.preprocessing = (
+            Preprocessing.open(self.config, volume_infos, TOLERANCE_TR * tr, self.log)
+            if fmri
+            else None
+        )
         self.participants: dict[int, Participant] = {}
         buffers: dict[int, VolumeBuffer] = {}
         for index, (query, info) in enumerate(zip(queries, infos[:-1], strict=True)):
@@ -224,17 +237,9 @@ class AcquireNode(Node):
         self.tracker = (
             RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
         )
-        volume_infos = {
-            query.subject: info
-            for query, info in zip(queries, infos[:-1], strict=True)
-            if query.subject in self.participants
-            and self.participants[query.subject].reader is None
-        }
-        self.preprocessing = (
-            Preprocessing.open(self.config, volume_infos, TOLERANCE_TR * tr, self.log)
-            if fmri
-            else None
-        )
+        if self.preprocessing is not None:
+            for subject in set(self.preprocessing.cleaners) - set(self.participants):
+                self.preprocessing.remove_subject(subject)
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
         self.log.info(
             "subjects %s, %d channels, window %.3g-%.3g s after onset (scanner s)",
