@@ -29,9 +29,10 @@ without confounds and without preprocessing (the reference), without confounds w
 preprocessing, and with its realistic confounds with preprocessing (same seeds, so the same
 noise); then each recording replayed at ``--speed 0``, the confound-free one with and without
 preprocessing (the very same volumes). Latent r of each against the reference, in a table
-(``docs/bench_preprocess_live.md``)::
+and a figure (``docs/bench_preprocess_live.md``, ``.png``)::
 
     python tools/bench_preprocess.py --live      # 3 demo sessions and 3 replays; ~5 minutes
+    python tools/bench_preprocess.py --live --reuse   # table and figure from those sessions
 """
 
 from __future__ import annotations
@@ -178,8 +179,13 @@ def cost_table(n_voxels: int, n_volumes: int = 3000, block: int = 200) -> str:
 CONFOUND_KEYS = ("baseline", "drift", "run_change", "spike_rate", "spike_size")
 
 
-def _session(folder: Path, raw: dict, *extra: str) -> dict:
-    """Run ``bci-session`` (decode) on ``raw`` into ``folder``; its summary."""
+def _session(folder: Path, raw: dict, *extra: str, reuse: bool = False) -> dict:
+    """Run ``bci-session`` (decode) on ``raw`` into ``folder``; its summary.
+
+    With ``reuse``, the summary of a session already in ``folder`` (made by this tool).
+    """
+    if reuse and (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())
     folder.mkdir(parents=True, exist_ok=True)
     config = folder.parent / f"{folder.name}.toml"
     config.write_text(config_to_toml(raw))
@@ -196,7 +202,7 @@ def _session(folder: Path, raw: dict, *extra: str) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
-def live_table(out: Path) -> str:
+def live_table(out: Path, figure_path: Path, reuse: bool = False) -> str:
     """The demo live and replayed, clean and with confounds, with and without preprocessing."""
     demo = tomllib.loads((REPO / "configs" / "demo-decode.toml").read_text())
     demo["stimuli"]["path"] = str(REPO / "stimuli" / "demo-faces")
@@ -214,7 +220,7 @@ def live_table(out: Path) -> str:
         raw = json.loads(json.dumps(raw))
         raw["preprocess"]["method"] = method
         folder = out / name.replace(", ", "-")
-        summary = _session(folder, raw)
+        summary = _session(folder, raw, reuse=reuse)
         rows.append(("live", name, summary, folder, raw))
         print(f"live {name}: r {summary['decoding']['latent_correlation']}", file=sys.stderr)
     replays = [("clean, none", "none"), ("clean, none", "glm"), ("confounds, glm", "glm")]
@@ -224,12 +230,14 @@ def live_table(out: Path) -> str:
         raw["preprocess"]["method"] = method
         data = "clean" if source.startswith("clean") else "confounds"
         target = out / f"replay-{data}-{method}"
-        summary = _session(target, raw, "--replay", str(folder / "recording.xdf"), "--speed", "0")
+        recording = str(folder / "recording.xdf")
+        summary = _session(target, raw, "--replay", recording, "--speed", "0", reuse=reuse)
         rows.append(("replay", f"{data}, {method}", summary, target, raw))
         print(
             f"replay {data} {method}: r {summary['decoding']['latent_correlation']}",
             file=sys.stderr,
         )
+    live_figure(rows, figure_path)
     lines = [
         "| run | data, preprocessing | latent r | / reference | censored volumes | bad trials |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -245,6 +253,35 @@ def live_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def live_figure(rows: list, path: Path) -> None:
+    """Latent r of each live and replayed demo session, as a fraction of its reference."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = list(dict.fromkeys(name for _, name, *_ in rows))
+    for k, (how, colour) in enumerate((("live", "tab:blue"), ("replay", "tab:orange"))):
+        mine = {name: s for h, name, s, *_ in rows if h == how}
+        reference = mine["clean, none"]["decoding"]["latent_correlation"]
+        ratios = [mine[n]["decoding"]["latent_correlation"] / reference for n in names]
+        x = np.arange(len(names)) + (k - 0.5) * 0.38
+        ax.bar(x, ratios, width=0.36, color=colour, label=how)
+        for xi, ratio in zip(x, ratios, strict=True):
+            ax.text(xi, ratio + 0.01, f"{ratio:.2f}", ha="center", fontsize=8)
+    ax.axhline(0.95, color="grey", ls="--", lw=1, label="goal with confounds (0.95)")
+    labels = [
+        n.replace(", none", " data,\nno preprocessing").replace(", glm", " data,\npreprocessed")
+        for n in names
+    ]
+    ax.set_xticks(np.arange(len(names)), labels)
+    ax.set_ylabel("latent r / clean, no preprocessing")
+    ax.set_title(
+        "Decode demo live and replayed: confounds (baseline 100x, drift 4x, 2 % runs, "
+        "3 % spikes)\nwith online preprocessing, against the clean demo without it",
+        fontsize=9,
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_ylim(0, 1.45)
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=4)
@@ -258,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs")
     p.add_argument("--live", action="store_true", help="the demo live and replayed (see above)")
     p.add_argument("--sessions", type=Path, default=Path("/tmp/bench_preprocess"))
+    p.add_argument(
+        "--reuse", action="store_true", help="--live: reuse the sessions already in --sessions"
+    )
     args = p.parse_args(argv)
     if args.live:
-        table = live_table(args.sessions)
+        table = live_table(args.sessions, args.out / "bench_preprocess_live.png", args.reuse)
         print(table)
         (args.out / "bench_preprocess_live.md").write_text(
             "# Online preprocessing through the whole pipeline: the decode demo\n\n"
@@ -269,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "the confound-free demo without preprocessing, live (for the live rows) or its "
             "recording replayed (for the replay rows). Confounds: the demo's (baseline 100x "
             "the evoked SD, drift 4x, 2 % run-to-run change, 3 % spikes on 2 % of volumes).\n\n"
-            f"{table}\n"
+            f"{table}\n\n![latent r live and replayed](bench_preprocess_live.png)\n"
         )
         return 0
     if args.quick:
