@@ -45,6 +45,7 @@ def test_same_output_whatever_the_chunks_and_as_the_preprocessor_on_each_run():
 
 def test_a_declared_run_start_begins_a_run_without_a_pause():
     c = cleaner()
+    c.declare_run(0.5 * TR)  # a free-running display starts after the run's first volume
     c.declare_run(10 * TR)
     c.add_volumes(volumes(20), np.arange(20) * TR, arrival=0.0)
     c.ready(now=0.0)

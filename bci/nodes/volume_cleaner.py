@@ -9,7 +9,9 @@ same preprocessing. Times are plain floats on one clock (the LSL clock in the ac
 Runs. Every statistic of the preprocessing is per run. A run begins at the stream's first volume,
 at a volume that follows a pause longer than :data:`RUN_GAP_PERIODS` volume periods (a scanner
 acquires nothing between runs), and at a run start the display's ``run`` marker declared
-(:meth:`StreamCleaner.declare_run`, for runs without a pause between them). The pause rule alone
+(:meth:`StreamCleaner.declare_run`, for runs without a pause between them; a declared start
+within :data:`RUN_GAP_PERIODS` periods of the current run's first volume is that run's, e.g. a
+free-running display's start, a little after the scanner's first volume). The pause rule alone
 decides for runs with a pause, so the boundaries do not depend on when a marker arrives: a replay
 at any speed cuts the runs where the live session did. The ``k``-th run's scheduled length (the
 session's ``[[runs]]``, :func:`bci.nodes.runs.plan_runs`) sets the DCT horizon of its drift
@@ -90,6 +92,7 @@ class StreamCleaner:
         self._motion: deque[tuple[float, np.ndarray]] = deque()
         self._declared: list[float] = []
         self._last: float | None = None
+        self._run_start = -np.inf
         #: Volumes whose motion sample never came (censored as ``motion``).
         self.motion_unknown = 0
 
@@ -174,9 +177,12 @@ class StreamCleaner:
     def _maybe_new_run(self, t: float) -> None:
         last = self._last
         self._last = t
-        if last is not None and t - last <= RUN_GAP_PERIODS * self.period_s:
-            if not any(last < s - self.tol <= t for s in self._declared):
+        near = RUN_GAP_PERIODS * self.period_s
+        if last is not None and t - last <= near:
+            declared = [s for s in self._declared if last < s - self.tol <= t]
+            if not any(s - self._run_start > near for s in declared):
                 return
+        self._run_start = t
         k = self.pre.n_runs
         scheduled = self.run_volumes[k] if k < len(self.run_volumes) else None
         self.pre.start_run(n_volumes=scheduled, motion=self.with_motion)

@@ -9,10 +9,13 @@ A volume is censored, with the first reason that applies:
 ``intensity``
     Its global intensity (the mean over voxels) jumps away from the last accepted volume's by more
     than ``intensity_z`` robust standard deviations: ``|j - median| / (1.4826 * MAD)`` over the
-    accepted jumps of the run so far (the last :data:`JUMP_HISTORY` of them, so the cost per
-    volume stays constant), once :data:`MIN_JUMPS` are known. Comparing with the last *accepted*
-    volume flags a spike but not the volume after it; after :data:`MAX_CONSECUTIVE` intensity
-    censorings in a row the new level is accepted (a step change, not a spike).
+    accepted jumps so far (the last :data:`JUMP_HISTORY` of them, so the cost per volume stays
+    constant), once :data:`MIN_JUMPS` are known. The jumps of the participant's earlier runs
+    count too (:meth:`Censor.new_run` keeps them; a jump is never taken across two runs): a
+    short run's first jumps alone give too rough a spread, and spurious censoring. Comparing
+    with the last *accepted* volume flags a spike but not the volume after it; after
+    :data:`MAX_CONSECUTIVE` intensity censorings in a row the new level is accepted (a step
+    change, not a spike).
 
 A threshold of 0 turns its test off.
 """
@@ -56,6 +59,11 @@ class Censor:
         self.intensity_z = float(intensity_z)
         self._reference: float | None = None
         self._jumps: deque[float] = deque(maxlen=JUMP_HISTORY)
+        self._in_a_row = 0
+
+    def new_run(self) -> None:
+        """The next volume begins a new run: no jump to it; the known jumps are kept."""
+        self._reference = None
         self._in_a_row = 0
 
     def check(self, volume: np.ndarray, fd_mm: float | None = None) -> str | None:
