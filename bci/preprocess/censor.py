@@ -28,8 +28,9 @@ import numpy as np
 
 JUMP_HISTORY = 128
 """Accepted jumps the robust z-score is computed from."""
-MIN_JUMPS = 10
-"""Intensity censoring starts once this many jumps of the run are known."""
+MIN_JUMPS = 20
+"""Intensity censoring starts once this many jumps are known (at the start of a run the evoked
+responses are still rising: a spread from fewer jumps is too narrow, and censors them)."""
 MAX_CONSECUTIVE = 3
 """After this many intensity-censored volumes in a row, the new level is accepted."""
 MAD_TO_SD = 1.4826
