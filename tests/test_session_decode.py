@@ -26,9 +26,11 @@ CONFOUNDS["spike_size"] = 0.03
 
 @pytest.fixture(scope="module")
 def finished_session(tmp_path_factory):
+    """A clean scanner and the volumes as they come ([preprocess] method = "none"): the
+    reference the session with confounds and preprocessing (the default) is held to."""
     tmp = tmp_path_factory.mktemp("decode")
     out = tmp / "session"
-    done = run_session(write_config(tmp / "s.toml"), out)
+    done = run_session(write_config(tmp / "s.toml", preprocess={"method": "none"}), out)
     return done, out
 
 
@@ -83,8 +85,8 @@ def test_confounds_are_censored_and_counted_and_decode_as_well_as_without(
     assert sum(p["censored_by_reason"]["intensity"] for p in preprocess.values()) > 0  # spikes
     assert summary["bad_trials"] == sum(len(r["bad_trials"]) for r in summary["runs"])
     r, r_clean = (s["decoding"]["latent_correlation"] for s in (summary, clean_session))
-    print(f"\nlatent r with confounds {r:.3f}, without {r_clean:.3f}: {r / r_clean:.3f}")
-    assert r >= 0.95 * r_clean
+    print(f"\nlatent r with confounds {r:.3f}, clean raw {r_clean:.3f}: {r / r_clean:.3f}")
+    assert r >= 0.95 * r_clean  # the goal: >= 0.95 of a clean scanner's, without preprocessing
 
 
 def test_session_folder_has_latents_figures_and_logs(finished_session):
