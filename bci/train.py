@@ -8,6 +8,11 @@ Examples
 Inputs are either one bci dataset (``.npz``, all subjects; trials labelled ``train`` are used)
 or the HYPER seed's pickles, one ``.dat`` file per subject (``X_tr, T_tr, X_te, T_te``; the
 training trials are used, read through a restricted unpickler).
+
+A session's ``calibration.npz`` holds trial responses the acquire node has already preprocessed
+online (:mod:`bci.preprocess`, ``[preprocess]``), the same way as the test trials the model will
+decode; its metadata names those settings, the model file keeps them, and a session whose
+``[preprocess]`` differs refuses the model.
 """
 
 from __future__ import annotations

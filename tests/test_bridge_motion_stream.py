@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pylsl
-from test_scanner_bridge import WAIT_S, connect, labels, pull, start_bridge, stream_name
+from test_scanner_bridge import (
+    REPO,
+    WAIT_S,
+    bridge_log,
+    connect,
+    labels,
+    pull,
+    start_bridge,
+    stream_name,
+)
 
 from bci.bridge.motion_outlet import CHANNELS
+from bci.lsl.streams import make_marker_outlet
+from bci.session.config import validate_config
 from bci.sim.phantom import random_motion, write_moving_series
+from tests.harness import NodeProcess
 
 __all__ = ["start_bridge"]  # the fixture
 
@@ -54,3 +67,57 @@ def test_bridge_realigns_moving_volumes_and_publishes_their_motion(tmp_path: Pat
         assert realigned_r > 0.99
         if i:
             assert realigned_r > np.corrcoef(moved, reference)[0, 1]
+
+
+def test_acquire_uses_the_bridge_motion_and_censors_the_volume_that_moved(
+    tmp_path: Path, start_bridge
+):
+    """The bridge's motion stream, found by name, reaches acquire's preprocessing: a 1.5 mm jump
+    is censored as motion, the still volumes before and after it are kept."""
+    watch, name = tmp_path / "export", stream_name(tmp_path)
+    params = np.zeros((6, 6))
+    params[3:, 0] = 1.5  # volume 3 moves 1.5 mm along x and stays there
+    write_moving_series(watch, params, noise=5.0, seed=4)
+    config = validate_config(
+        {
+            "stimuli": {"path": str(REPO / "stimuli" / "demo-faces")},
+            "session": {"heartbeat_s": 0.1},
+            "timing": {"time_scale": 1.0, "tr_s": 2.0},
+            "acquire": {
+                "marker_stream": f"markers-{name}",
+                "resolve_timeout_s": 10.0,
+                "streams": [{"name": name, "subject": 0}],
+            },
+            "simulate": {"enabled": False},
+        }
+    )
+    markers = make_marker_outlet(config["acquire"]["marker_stream"])
+    proc = start_bridge(
+        "--watch", watch, "--mask", watch / "mask.nii.gz", "--name", name,
+        "--pattern", "vol_*", "--settle-s", 0.1,
+    )  # fmt: skip
+    assert pylsl.resolve_bypred(f"name='{name}-motion'", 1, WAIT_S), bridge_log(tmp_path)
+    acquire = NodeProcess("acquire", config, tmp_path / "acquire", [])
+    try:
+        assert acquire.wait_state("ready", 30.0), acquire.log()
+        acquire.send("start")
+        deadline, preprocess = time.monotonic() + WAIT_S, {}
+        while time.monotonic() < deadline and preprocess.get("volumes") != 6:
+            msg = acquire.sub.recv(timeout_ms=100)
+            if msg is not None and msg.topic == "heartbeat.acquire":
+                preprocess = (msg.meta.get("preprocess") or {}).get("0", {})
+    finally:
+        acquire.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(WAIT_S)
+    del markers
+    assert preprocess == {
+        "method": "glm",
+        "runs": 1,
+        "volumes": 6,
+        "censored": 1,
+        "censored_by_reason": {"non-finite": 0, "motion": 1, "intensity": 0},
+        "motion": True,
+        "motion_unknown": 0,
+    }, acquire.log()
+    assert f"motion streams: {name}-motion" in acquire.log()

@@ -36,6 +36,7 @@ META_KEYS = {
     "onset_lsl",
     "arrival_lsl",
     "n_volumes",
+    "n_censored",
     "run",
     "rate_hz",
     "bad",
@@ -253,8 +254,11 @@ class FakeScanner:
 
 def test_nan_trial_is_published_bad_and_the_next_trial_is_good(uid, lab):
     name = f"nan-{uid}"
-    config = session_config(
-        uid, simulate={"enabled": False}, acquire={"streams": [{"name": name, "subject": 0}]}
+    config = session_config(  # preprocessing off: the volumes as they came (it would censor)
+        uid,
+        simulate={"enabled": False},
+        acquire={"streams": [{"name": name, "subject": 0}]},
+        preprocess={"method": "none"},
     )
     scanner = lab.keep(FakeScanner(config, {name: 16}))
     acq = lab.start("acquire", config, ["responses"])

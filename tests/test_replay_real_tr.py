@@ -6,6 +6,8 @@ participants' fMRI streams at TR 2 s (1024 voxels, nominal rate 0.5 Hz), a calib
 acquired, and the display's JSON markers (phase, stimulus, blank; no run markers), stored before
 the data streams and with clock offsets. Before this was fixed, pyxdf's dejittering spread the
 pause over the whole stream and a ``--speed 0`` replay lost most volumes in liblsl's buffers.
+Each participant has a broken volume (a NaN voxel) and an intensity spike in the calibration run:
+the online preprocessing censors both, and the session goes on without a bad trial.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 TR, N_VOXELS, N_TRAIN, N_TEST, GAP_S = 2.0, 1024, 120, 24, 40.0
 TRIAL_S, STIMULUS_S = 1.0, 0.5  # a fast event-related design keeps the replay short
+NAN_VOLUME, SPIKE_VOLUME = 30, 40  # of the calibration run, each participant
 DELAY_S, WINDOW_S = 4.0, 4.0
 T0 = 5000.0
 
@@ -56,6 +59,8 @@ def _write_recording(path):
         for onset, trial in zip(onsets, trials, strict=True):
             inside = (stamps >= onset + DELAY_S) & (stamps < onset + DELAY_S + WINDOW_S)
             data[inside] += 2.0 * stimuli.latents[trial] @ weights
+        data[NAN_VOLUME, 5] = np.nan
+        data[SPIKE_VOLUME] += 20.0  # every voxel: the global mean jumps ~40 SDs of its jumps
         name = f"sub-{subject + 1:02d}"
         streams.append(
             XdfStream(
@@ -140,6 +145,12 @@ def test_real_tr_recording_replays_every_trial(recording, tmp_path, speed, decod
         ("test", N_TEST, N_TEST),
     ]
     assert [r["bad_trials"] for r in runs] == [[], []]
+    censored = {"non-finite": 1, "motion": 0, "intensity": 1}
+    assert [p["censored_by_reason"] for p in summary["preprocess"].values()] == [censored] * 2
+    assert [r["censored_volumes"] for r in runs] == [
+        {s: {"non-finite": 1, "intensity": 1} for s in ("0", "1")},
+        {},
+    ]
     samples = summary["replay"]["samples"]
     assert set(samples) == {"sub-01", "sub-02"}
     assert all(s["lost"] == 0 and s["received"] == s["pushed"] for s in samples.values())

@@ -21,7 +21,14 @@ def test_runs_are_found_in_the_pauses_of_the_volumes_whatever_the_delivery_order
     tracker.add_volumes(1, volumes[:130])
     tracker.add_volumes(0, volumes + 1e-4)
     tracker.add_bad(402.0, "no volumes in window")
+    tracker.add_censored(1, 110.0, "intensity")
+    tracker.add_censored(1, 404.0, "non-finite")
+    tracker.add_censored(0, 406.0, "non-finite")
     report = tracker.report()
+    assert [r["censored_volumes"] for r in report] == [
+        {"1": {"intensity": 1}},
+        {"0": {"non-finite": 1}, "1": {"non-finite": 1}},
+    ]
     assert [(r["phase"], r["trials"], r["volumes_received"]) for r in report] == [
         ("train", 1, {"0": 120, "1": 120}),
         ("test", 1, {"0": 30, "1": 30}),

@@ -281,3 +281,25 @@ def test_give_up_publishes_bad_the_windows_a_stopped_stream_has_passed():
     ]
     assert not given[0].pattern.any() and cutter.n_pending == 3
     assert cutter.give_up(1, before=5.0, why="stream stopped", now=9.0) == []
+
+
+def test_censored_volumes_are_left_out_and_a_trial_is_bad_only_when_all_are():
+    cutter = make_cutter(skip_censored=True)
+    cutter.add_trial(0, "a", "train", onset=10.0)
+    cutter.add_trial(1, "b", "train", onset=20.0)
+    times = np.arange(0.0, 30.0)
+    data = ramp(times)
+    data[15] = np.nan  # censored: one of the first window's four volumes
+    data[24:28] = np.nan  # the whole second window
+    cutter.buffers[0].append(data, times, 30.0)
+    first, second = cutter.cut()
+    assert first.bad is None and (first.n_volumes, first.n_censored) == (3, 1)
+    np.testing.assert_allclose(first.pattern, ramp([(14 + 16 + 17) / 3])[0], rtol=1e-6)
+    assert second.bad == "all 4 volumes of the window censored"
+    assert (second.n_volumes, second.n_censored) == (0, 4)
+    # Without skip_censored (preprocessing off) a NaN volume makes the trial bad, as before.
+    old = make_cutter()
+    old.add_trial(0, "a", "train", onset=10.0)
+    old.buffers[0].append(data, times, 30.0)
+    [r] = old.cut()
+    assert r.bad == f"NaN in {N_CH} of {N_CH} voxels" and r.n_censored == 0

@@ -16,17 +16,13 @@ import pylsl
 
 from bci.bridge.motion import PARAMETER_LABELS, MotionCorrector
 from bci.bridge.volumes import Volume
-from bci.lsl.streams import make_outlet
+from bci.lsl.streams import MOTION_TYPE, make_outlet, motion_stream_name
 
-MOTION_TYPE = "Motion"
 CHANNELS = (*PARAMETER_LABELS, "fd_mm")
 
+__all__ = ["CHANNELS", "MOTION_TYPE", "MotionOutlet", "motion_stream_name"]
+
 log = logging.getLogger(__name__)
-
-
-def motion_stream_name(name: str) -> str:
-    """The motion stream's name (or source_id) for a participant stream's."""
-    return f"{name}-motion"
 
 
 class MotionOutlet:

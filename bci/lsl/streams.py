@@ -38,6 +38,8 @@ MARKER_PROCESSING = pylsl.proc_clocksync | pylsl.proc_monotonize
 SIM_PREFIX = "bci-sim-"
 SPIKES_TYPE = "Spikes"
 """LSL type of binned spike-count streams (one channel per unit, counts per bin)."""
+MOTION_TYPE = "Motion"
+"""LSL type of a scanner bridge's companion motion stream (six parameters and the FD)."""
 MIN_RESOLVE_S = 0.5
 """Each stream gets at least this long to answer, even when the shared deadline has passed."""
 SESSION_ID_KEY = "session_id"
@@ -153,6 +155,16 @@ def participant_queries(config: SessionConfig) -> list[StreamQuery]:
     if config.simulate.enabled:
         return [StreamQuery(f"{SIM_PREFIX}{i + 1:02d}", "fMRI", "", i, sid) for i in range(2)]
     return []
+
+
+def motion_stream_name(name: str) -> str:
+    """The companion motion stream's name (or source_id) for a participant stream's."""
+    return f"{name}-motion"
+
+
+def motion_query(info: pylsl.StreamInfo) -> StreamQuery:
+    """The motion stream that goes with the participant stream ``info`` (name and type)."""
+    return StreamQuery(motion_stream_name(info.name()), MOTION_TYPE)
 
 
 def marker_query(config: SessionConfig) -> StreamQuery:

@@ -31,6 +31,13 @@ there) and from ``trigger`` markers; the heartbeat's ``runs`` gives, per run, th
 received per subject, the volumes expected (the triggers; else the volumes the run marker
 declares), the trials and the unusable responses with their reasons.
 
+Preprocessing (decode mode). Every participant's volumes are preprocessed online as they arrive
+(``[preprocess]``, :mod:`bci.nodes.preprocess_input`): detrended, scaled and censored per run,
+with the head motion of a scanner bridge's ``NAME-motion`` stream when it is there. The cutter
+leaves censored volumes out of the windows, a trial is bad only when its whole window is
+censored, and the heartbeat's ``preprocess`` and ``runs`` count the censored volumes per subject,
+run and reason. Meta ``n_censored``: the window's censored volumes left out of the mean.
+
 Buffers. In a replay, every inlet holds the whole replayed stream (its sample count is in the
 stream's ``desc``, see :func:`bci.lsl.streams.replay_samples`), so a replay at any speed,
 ``--speed 0`` included, loses nothing in liblsl's buffers.
@@ -88,6 +95,7 @@ from bci.lsl.streams import (
     trigger_query,
 )
 from bci.nodes.base import Node, NodeError
+from bci.nodes.preprocess_input import Preprocessing
 from bci.nodes.run_tracker import RunTracker
 from bci.nodes.spike_input import SpikeReader, SpikeStreamError, open_spike_reader, stream_settings
 from bci.nodes.trial_cutter import CutResponse, TrialCutter, VolumeBuffer
@@ -175,6 +183,19 @@ class AcquireNode(Node):
         tr = timing.tr_s / scale
         if fmri and acq.window_s < timing.tr_s:
             self.log.warning("[acquire] window_s is shorter than a TR: windows may hold no volume")
+        # Preprocessing first: its motion inlets must be open before a scanner bridge, which
+        # holds its volumes (and their motion samples) until the participant inlet connects,
+        # starts pushing.
+        volume_infos = {
+            q.subject: info
+            for index, (q, info) in enumerate(zip(queries, infos[:-1], strict=True))
+            if stream_settings(self.config, index).kind == "counts"
+        }
+        self.preprocessing = (
+            Preprocessing.open(self.config, volume_infos, TOLERANCE_TR * tr, self.log)
+            if fmri
+            else None
+        )
         self.participants: dict[int, Participant] = {}
         buffers: dict[int, VolumeBuffer] = {}
         for index, (query, info) in enumerate(zip(queries, infos[:-1], strict=True)):
@@ -257,12 +278,16 @@ class AcquireNode(Node):
             if self.config.replay is not None
             else (acq.delay_s + acq.window_s) / scale + LATE_MARKER_S,
             stall_s=acq.resolve_timeout_s,
+            skip_censored=fmri and self.config.preprocess.method != "none",
         )
         self.display_delay_s = float(acq.display_delay_s)  # wall seconds
         self.scale, self.tr_wall = scale, tr
         self.tracker = (
             RunTracker(sorted(self.participants), tolerance_s=TOLERANCE_TR * tr) if fmri else None
         )
+        if self.preprocessing is not None:
+            for subject in set(self.preprocessing.cleaners) - set(self.participants):
+                self.preprocessing.remove_subject(subject)
         self.counters.update({"volumes": 0, "trials": 0, "bad_trials": 0, "markers": 0})
         self.scanner_now = -math.inf  # the newest stamp of any participant stream or trigger
         self.log.info(
@@ -366,11 +391,18 @@ class AcquireNode(Node):
                     self.log.info("stream %s sends again", participant.query.describe())
                 participant.last_stamp = max(participant.last_stamp, float(times.max()))
                 self.scanner_now = max(self.scanner_now, participant.last_stamp)
-                self.cutter.buffers[subject].append(data, times, now)
                 self.count("volumes", int(times.size))
                 participant.received += int(times.size)
                 if self.tracker is not None:
                     self.tracker.add_volumes(subject, times)
+            if self.preprocessing is not None:
+                data, times, censored = self.preprocessing.receive(subject, data, times, now)
+                for volume in censored:
+                    self.count("censored_volumes")
+                    if self.tracker is not None:
+                        self.tracker.add_censored(subject, volume.time, volume.reason)
+            if times.size:
+                self.cutter.buffers[subject].append(data, times, now)
 
     def _check_order(self, participant: Participant, times: np.ndarray) -> None:
         """Count (and warn once per stream about) stamps that go back in time."""
@@ -440,6 +472,8 @@ class AcquireNode(Node):
             int(volumes) if isinstance(volumes, int) else None,
             period or self.tr_wall,
         )
+        if self.preprocessing is not None:
+            self.preprocessing.declare_run(t)
         self.count("runs")
 
     def _publish(self, r: CutResponse) -> None:
@@ -452,6 +486,7 @@ class AcquireNode(Node):
             "onset_lsl": r.trial.onset,
             "arrival_lsl": r.arrival,
             "n_volumes": r.n_volumes,
+            "n_censored": r.n_censored,
             "run": self.tracker.run_of(r.trial.onset) if self.tracker is not None else 0,
             "rate_hz": self.participants[r.subject].rate_hz
             if r.subject in self.participants
@@ -489,6 +524,8 @@ class AcquireNode(Node):
             str(subject): participant.received,
         }
         self.cutter.remove_subject(subject)
+        if self.preprocessing is not None:
+            self.preprocessing.remove_subject(subject)
         self.count("participants_left_out")
         self.log.error("stream %s: %s; subject %d is left out", query.describe(), why, subject)
         if not self.participants:
@@ -502,6 +539,7 @@ class AcquireNode(Node):
             str(subject): p.received for subject, p in getattr(self, "participants", {}).items()
         }
         received.update(getattr(self, "_received_left", {}))
+        preprocessing = getattr(self, "preprocessing", None)
         return {
             **super().status(),
             "runs": tracker.report() if tracker is not None else [],
@@ -509,6 +547,7 @@ class AcquireNode(Node):
             "out_of_order_stamps": {
                 str(s): p.out_of_order for s, p in getattr(self, "participants", {}).items()
             },
+            "preprocess": preprocessing.summary() if preprocessing is not None else {},
         }
 
     def teardown(self) -> None:
@@ -520,6 +559,8 @@ class AcquireNode(Node):
             str(s): p.received for s, p in getattr(self, "participants", {}).items()
         }
         self.participants = {}
+        if getattr(self, "preprocessing", None) is not None:
+            self.preprocessing.close()
         self.markers = None
         self.triggers = None
 

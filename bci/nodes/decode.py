@@ -19,10 +19,15 @@ the display holds the test run for the model, so the session never waits for eve
 
 The complete trials are written as a dataset (``calibration.npz``) and ``bci-train`` fits the
 model from it (``model.npz``); the node then loads that file, as it loads a model fitted
-offline. Each test trial is decoded once every participant's response has arrived (or after a
-short wait, with those present): each response is mapped into the common space, the subjects
-present are averaged, and the ridge decoder predicts the latent. A response that comes after
-its trial was decoded is counted (``late_responses``) and not decoded again.
+offline. The dataset's metadata, and so the model's, name the session's ``[preprocess]``
+settings (acquire preprocessed its responses with them); a model whose settings differ from the
+session's is refused, since its decoder would be applied to responses preprocessed differently
+from those it was fitted on.
+
+Each test trial is decoded once every participant's response has arrived (or after a short
+wait, with those present): each response is mapped into the common space, the subjects present
+are averaged, and the ridge decoder predicts the latent. A response that comes after its trial
+was decoded is counted (``late_responses``) and not decoded again.
 """
 
 from __future__ import annotations
@@ -142,6 +147,18 @@ class DecodeNode(Node):
                 raise NodeError(f"decode: {err}") from None
             if len(fitted) == self.n_subjects:
                 self.model_subjects = fitted
+        fitted_on = self.model.meta.get("preprocess")
+        session = dict(self.config.preprocess)
+        if isinstance(fitted_on, dict) and fitted_on != session:
+            differ = sorted(
+                k for k in set(fitted_on) | set(session) if fitted_on.get(k) != session.get(k)
+            )
+            key = differ[0]
+            raise NodeError(
+                f"decode: {self.model_path.name} was fitted on responses preprocessed with "
+                f"[preprocess] {key} = {fitted_on.get(key)!r}, this session has "
+                f"{session.get(key)!r} (give the session the model's [preprocess])"
+            )
         self.log.info(
             "decode: model %s (%d subjects, latent_dim %d)",
             self.model_path,
@@ -354,7 +371,12 @@ class DecodeNode(Node):
             responses,
             latents,
             np.array(["train"] * len(trials)),
-            meta={"stimuli": ids, "trials": trials, "subjects": subjects},
+            meta={
+                "stimuli": ids,
+                "trials": trials,
+                "subjects": subjects,
+                "preprocess": dict(self.config.preprocess),
+            },
         )
         model = self.config.model
         cmd = [

@@ -44,6 +44,7 @@ from bci.lsl.streams import (
 )
 from bci.nodes.base import Node, NodeError
 from bci.nodes.pipeline_streams import PipelineOutlets
+from bci.nodes.preprocess_input import find_motion_streams
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
@@ -110,7 +111,8 @@ class RecordNode(Node):
         """The participants' streams (subject, info), the marker stream (-1, info) and the
         scanner's trigger stream (-2, info: with ``[trigger] source = "lsl"``, and always from the
         fMRI simulator, which sends a trigger per volume as a scanner does; the rig's simulator
-        in evolve sends none) in time."""
+        in evolve sends none) in time, and the participants' head-motion streams (-3, info) from
+        a scanner bridge."""
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
@@ -130,6 +132,10 @@ class RecordNode(Node):
                 )
             else:
                 found.append((subject, info))
+        if self.config.replay is not None or not self.config.simulate.enabled:
+            # a scanner bridge's head-motion streams (the simulator sends none)
+            motion = find_motion_streams({s: i for s, i in found if s >= 0})
+            found += [(-3, info) for info in motion.values()]
         return found
 
     def handle(self, msg: Message) -> None:

@@ -9,6 +9,8 @@ acquire, decode or evolve, render and record run as they do live, on the replaye
   name / type / source_id as configured; a missing one is a one-line error; several recorded
   streams that match one query, e.g. a scanner bridge restarted for each run, are merged into
   one), adds the scanner's trigger stream when the config names one and the recording has it,
+  and each participant's head-motion stream (``NAME-motion``, type ``Motion``, from a scanner
+  bridge) when the recording has it (acquire's preprocessing uses it as it did live),
   lists what it will not replay (unusable streams with the reason, streams the session does not
   use, the pipeline's own derived streams of a recorded bci session), and opens the outlets
   (:class:`bci.replay.ReplayPlayer`), each buffering its whole stream. A recording whose
@@ -38,9 +40,11 @@ from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording, merge_streams
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
+    MOTION_TYPE,
     StreamQuery,
     base_source_id,
     marker_query,
+    motion_stream_name,
     participant_queries,
     session_id,
     trigger_query,
@@ -118,6 +122,13 @@ class ReplayNode(Node):
         triggers = self._trigger_stream(recording, used)
         if triggers is not None:
             used.append(triggers)
+        motion = []
+        for stream in chosen[: len(participants)]:
+            query = StreamQuery(motion_stream_name(stream.name), MOTION_TYPE)
+            found = [s for s in recording.streams if matches(s, query) and s not in used]
+            if found:
+                used += found
+                motion.append(self._merged(found))
         for what, why in recording.skipped:
             self.log.warning("replay: not replayed: %s: %s", what, why)
         for stream in recording.streams:
@@ -134,6 +145,7 @@ class ReplayNode(Node):
             )
         if triggers is not None:
             chosen.append(triggers)
+        chosen += motion
         replayed = Recording(path=recording.path, streams=chosen, info=recording.info)
         # the replayed streams are this session's: their source ids carry its id
         self.player = ReplayPlayer(replayed, speed=self.speed, session=session_id(self.config))

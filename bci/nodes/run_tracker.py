@@ -60,6 +60,7 @@ class RunTracker:
     triggers: list[float] = field(default_factory=list)
     trials: list[tuple[float, str]] = field(default_factory=list)
     bad: list[tuple[float, str]] = field(default_factory=list)
+    censored: list[tuple[int, float, str]] = field(default_factory=list)
 
     def start_run(
         self, index: int, phase: str, start: float, volumes: int | None, period: float | None
@@ -135,8 +136,13 @@ class RunTracker:
         """A response that could not be used, with its reason."""
         self.bad.append((float(onset), str(reason)))
 
+    def add_censored(self, subject: int, t: float, reason: str) -> None:
+        """A volume of ``subject`` stamped ``t`` that the preprocessing censored, and why."""
+        self.censored.append((int(subject), float(t), str(reason)))
+
     def report(self) -> list[dict[str, Any]]:
-        """Per run: phase, start, trials, volumes received per subject, triggers, expected."""
+        """Per run: phase, start, trials, volumes received and censored per subject, triggers,
+        expected."""
         runs = self.run_starts()
         if not runs:
             return []
@@ -155,6 +161,10 @@ class RunTracker:
         for onset, reason in self.bad:
             k = int(np.searchsorted(starts, onset, side="right")) - 1
             bad.setdefault(max(k, 0), Counter())[reason] += 1
+        censored: dict[int, dict[str, Counter]] = {}
+        for subject, t, reason in self.censored:
+            k = max(int(np.searchsorted(starts, t, side="right")) - 1, 0)
+            censored.setdefault(k, {}).setdefault(str(subject), Counter())[reason] += 1
         out = []
         for k, (start, phase, declared) in enumerate(runs):
             expected = triggers[k] if triggers[k] else declared
@@ -168,6 +178,9 @@ class RunTracker:
                     "volumes_expected": expected,
                     "volumes_received": {str(s): volumes[s][k] for s in self.subjects},
                     "bad_responses": dict(bad.get(k, {})),
+                    "censored_volumes": {
+                        s: dict(c) for s, c in sorted(censored.get(k, {}).items())
+                    },
                 }
             )
         return out

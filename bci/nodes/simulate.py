@@ -25,8 +25,17 @@ describe. So the noise variance ``var(e)`` is split between the trial pattern (s
 that its *window mean* has exactly that share of the variance. The pattern is divided by the mean
 HRF weight ``w`` of the window's volumes (averaged over onset phases), so the window mean of a
 lone trial is ``s + noise`` with the cohort's scale and SNR: a decoder fitted on
-``cohort.trial_responses`` applies to these responses as they are. There is no baseline and no
-drift; the neighbouring trials' HRF tails overlap the window as they would in a scanner.
+``cohort.trial_responses`` applies to these responses as they are; the neighbouring trials' HRF
+tails overlap the window as they would in a scanner.
+
+Confounds. The ``[simulate]`` keys ``baseline``, ``drift``, ``run_change``, ``spike_rate``,
+``spike_size``, ``motion_mm`` and ``motion_effect`` (:class:`bci.sim.confounds.Confounds`, in
+units of each voxel's evoked standard deviation or fractions of the baseline; all 0, the clean
+scanner, by default) add a real scanner's baseline, slow drift, run-to-run baseline change,
+intensity spikes and residual head motion. Each run the display asks for begins a new run of the
+BOLD stream (:meth:`bci.sim.bold.BoldStream.start_run`: new baseline factors and drift). The
+confounds draw from their own random stream, so a session with confounds has the same noise as
+the confound-free session of the same seed.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from bci.lsl.streams import (
 )
 from bci.nodes.base import Node, NodeError
 from bci.sim import BoldStream, SimulatedCohort, event_response
+from bci.sim.confounds import Confounds
 from bci.stimulus_set import load_stimulus_set
 
 SCANNER_NOISE_SHARE = 0.5
@@ -133,6 +143,8 @@ class VirtualScanner:
         Seeds the cohort (``random_state=seed``) and, separately, the scanner noise.
     tr_s, stimulus_s, delay_s, window_s : float
         Timing in scanner seconds (``[timing]`` and ``[acquire]`` of the config).
+    confounds : Confounds or None
+        The scanner's confounds (None: none).
     """
 
     def __init__(
@@ -148,6 +160,7 @@ class VirtualScanner:
         stimulus_s: float,
         delay_s: float,
         window_s: float,
+        confounds: Confounds | None = None,
     ) -> None:
         self.cohort = SimulatedCohort(
             n_subjects=n_subjects,
@@ -165,10 +178,13 @@ class VirtualScanner:
             duration_s=stimulus_s,
             noise_std=[np.sqrt(v) for v in scanner_var],
             ar_rho=ar_rho,
-            drift_std=0.0,
-            baseline=0.0,
             seed=np.random.default_rng([int(seed), 1]),
+            **(confounds or Confounds()).bold_kwargs(
+                [self.cohort.evoked_std(i) for i in range(n_subjects)]
+            ),
         )
+        #: Runs begun (the first run is the stream's own start).
+        self.n_runs = 0
 
     @classmethod
     def from_config(cls, config: SessionConfig, n_subjects: int, latent_dim: int) -> VirtualScanner:
@@ -185,7 +201,14 @@ class VirtualScanner:
             stimulus_s=timing.stimulus_s,
             delay_s=acq.delay_s,
             window_s=acq.window_s,
+            confounds=Confounds.from_config(sim),
         )
+
+    def start_run(self) -> None:
+        """The scanner starts a run at its next volume (the BOLD stream's confounds start anew)."""
+        if self.n_runs:
+            self.bold.start_run()
+        self.n_runs += 1
 
     def add_stimulus(self, onset_s: float, latent: np.ndarray) -> None:
         """Present a stimulus: every subject's response (fresh trial noise) enters the volumes."""
@@ -301,6 +324,7 @@ class SimulateNode(Node):
         self._emit(local_clock())
         if self.run is None and self.runs:
             run, volumes = self.runs.pop(0)
+            self.scanner.start_run()
             self.run = (run, self.scanner.bold.n_emitted, volumes)
             self.log.info("run %d: %d volumes from volume %d", run, volumes, self.run[1])
 

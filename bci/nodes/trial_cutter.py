@@ -16,6 +16,11 @@ past ``end - tol - p`` (the next volume, ``p`` later, will be past the end). The
 mean of the window's volumes, optionally minus the mean of the volumes in ``[onset - baseline_s,
 onset)``; a window with NaN/Inf, without volumes, or older than the buffered data gives a zero
 pattern and a one-line ``bad`` reason, so the trial is still accounted for downstream.
+
+Censored volumes. With ``skip_censored`` (online preprocessing is on, :mod:`bci.preprocess`), a
+volume that is NaN in every voxel is one the preprocessing censored: it is left out of the mean
+(and counted in :attr:`CutResponse.n_censored`), and the trial is bad only when every volume of
+its window (or of its baseline) is censored.
 """
 
 from __future__ import annotations
@@ -78,9 +83,11 @@ class CutResponse:
         When everything needed for this response had arrived: the arrival time of the volume
         that completed the window, or the marker's arrival if that was later.
     n_volumes : int
-        Volumes averaged (those in the window).
+        Volumes averaged (those in the window, censored ones left out).
     bad : str or None
         None for a usable response, else a one-line reason.
+    n_censored : int
+        Censored volumes of the window that were left out.
     """
 
     trial: Trial
@@ -89,6 +96,7 @@ class CutResponse:
     arrival: float
     n_volumes: int
     bad: str | None = None
+    n_censored: int = 0
 
 
 class VolumeBuffer:
@@ -205,6 +213,8 @@ class TrialCutter:
     stall_s : float
         A pending window still incomplete this long after its end (by the ``now`` passed to
         :meth:`cut`) is given up: published as bad, so one dead stream cannot hold trials back.
+    skip_censored : bool
+        Leave censored (all-NaN) volumes out of the windows (see the module docstring).
     """
 
     def __init__(
@@ -217,6 +227,7 @@ class TrialCutter:
         baseline_s: float = 0.0,
         retain_s: float = 30.0,
         stall_s: float = 10.0,
+        skip_censored: bool = False,
     ) -> None:
         if window_s <= 0 or tolerance_s < 0 or baseline_s < 0 or retain_s < 0 or stall_s <= 0:
             raise ValueError(
@@ -229,6 +240,7 @@ class TrialCutter:
         self.baseline_s = float(baseline_s)
         self.retain_s = float(retain_s)
         self.stall_s = float(stall_s)
+        self.skip_censored = bool(skip_censored)
         # per subject, the trials still to cut, sorted by window end
         self._pending: dict[int, list[Trial]] = {subject: [] for subject in buffers}
         self._seen: set[tuple[str, int]] = set()
@@ -343,30 +355,56 @@ class TrialCutter:
             why = f"window is older than the buffered data (marker arrived {late:.1f} s late)"
             return self._bad(trial, subject, buffer, arrival, 0, why)
         span = buffer.span(lo, hi)
-        window = buffer.data[span]
+        window, n_censored = self._uncensored(buffer.data[span])
         n = int(window.shape[0])
+        if n == 0 and n_censored:
+            why = f"all {n_censored} volumes of the window censored"
+            return self._bad(trial, subject, buffer, arrival, 0, why, n_censored)
         if n == 0:
             return self._bad(trial, subject, buffer, arrival, 0, "no volumes in window")
         reason = bad_values_reason(window)
         if reason is not None:
-            return self._bad(trial, subject, buffer, arrival, n, reason)
+            return self._bad(trial, subject, buffer, arrival, n, reason, n_censored)
         pattern = window.mean(axis=0, dtype=np.float64)
         if self.baseline_s:
             base_lo = trial.onset - self.baseline_s - self.tol
-            base = buffer.data[buffer.span(base_lo, trial.onset - self.tol)]
+            base, base_censored = self._uncensored(
+                buffer.data[buffer.span(base_lo, trial.onset - self.tol)]
+            )
             if base.shape[0] == 0:
-                return self._bad(trial, subject, buffer, arrival, n, "no volumes in baseline")
+                why = "all volumes of the baseline censored" if base_censored else None
+                return self._bad(
+                    trial, subject, buffer, arrival, n, why or "no volumes in baseline", n_censored
+                )
             reason = bad_values_reason(base)
             if reason is not None:
-                return self._bad(trial, subject, buffer, arrival, n, f"baseline: {reason}")
+                return self._bad(
+                    trial, subject, buffer, arrival, n, f"baseline: {reason}", n_censored
+                )
             pattern = pattern - base.mean(axis=0, dtype=np.float64)
-        return CutResponse(trial, subject, pattern.astype(np.float32), arrival, n)
+        return CutResponse(
+            trial, subject, pattern.astype(np.float32), arrival, n, n_censored=n_censored
+        )
+
+    def _uncensored(self, window: np.ndarray) -> tuple[np.ndarray, int]:
+        """The window's volumes without the censored (all-NaN) ones, and how many those were."""
+        if not self.skip_censored or not window.shape[0]:
+            return window, 0
+        censored = np.isnan(window).all(axis=1)
+        return window[~censored], int(np.count_nonzero(censored))
 
     def _bad(
-        self, trial: Trial, subject: int, buffer: VolumeBuffer, arrival: float, n: int, why: str
+        self,
+        trial: Trial,
+        subject: int,
+        buffer: VolumeBuffer,
+        arrival: float,
+        n: int,
+        why: str,
+        n_censored: int = 0,
     ) -> CutResponse:
         zeros = np.zeros(buffer.n_channels, dtype=np.float32)
-        return CutResponse(trial, subject, zeros, arrival, n, why)
+        return CutResponse(trial, subject, zeros, arrival, n, why, n_censored)
 
     def _trim(self, buffer: VolumeBuffer, pending: Iterable[Trial]) -> None:
         keep_from = buffer.latest - self.retain_s

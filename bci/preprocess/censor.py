@@ -9,10 +9,13 @@ A volume is censored, with the first reason that applies:
 ``intensity``
     Its global intensity (the mean over voxels) jumps away from the last accepted volume's by more
     than ``intensity_z`` robust standard deviations: ``|j - median| / (1.4826 * MAD)`` over the
-    accepted jumps of the run so far (the last :data:`JUMP_HISTORY` of them, so the cost per
-    volume stays constant), once :data:`MIN_JUMPS` are known. Comparing with the last *accepted*
-    volume flags a spike but not the volume after it; after :data:`MAX_CONSECUTIVE` intensity
-    censorings in a row the new level is accepted (a step change, not a spike).
+    accepted jumps so far (the last :data:`JUMP_HISTORY` of them, so the cost per volume stays
+    constant), once :data:`MIN_JUMPS` are known. The jumps of the participant's earlier runs
+    count too (:meth:`Censor.new_run` keeps them; a jump is never taken across two runs): a
+    short run's first jumps alone give too rough a spread, and spurious censoring. Comparing
+    with the last *accepted* volume flags a spike but not the volume after it; after
+    :data:`MAX_CONSECUTIVE` intensity censorings in a row the new level is accepted (a step
+    change, not a spike).
 
 A threshold of 0 turns its test off.
 """
@@ -25,8 +28,9 @@ import numpy as np
 
 JUMP_HISTORY = 128
 """Accepted jumps the robust z-score is computed from."""
-MIN_JUMPS = 10
-"""Intensity censoring starts once this many jumps of the run are known."""
+MIN_JUMPS = 20
+"""Intensity censoring starts once this many jumps are known (at the start of a run the evoked
+responses are still rising: a spread from fewer jumps is too narrow, and censors them)."""
 MAX_CONSECUTIVE = 3
 """After this many intensity-censored volumes in a row, the new level is accepted."""
 MAD_TO_SD = 1.4826
@@ -56,6 +60,11 @@ class Censor:
         self.intensity_z = float(intensity_z)
         self._reference: float | None = None
         self._jumps: deque[float] = deque(maxlen=JUMP_HISTORY)
+        self._in_a_row = 0
+
+    def new_run(self) -> None:
+        """The next volume begins a new run: no jump to it; the known jumps are kept."""
+        self._reference = None
         self._in_a_row = 0
 
     def check(self, volume: np.ndarray, fd_mm: float | None = None) -> str | None:

@@ -84,9 +84,11 @@ class VolumePreprocessor:
         #: Runs started.
         self.n_runs = 0
         self._run_started = False
+        self._censor: Censor | None = None
 
     def start_run(self, n_volumes: int | None = None, motion: bool = False) -> None:
-        """Begin a run: the next volume is its first; every statistic starts afresh.
+        """Begin a run: the next volume is its first; every statistic starts afresh (but the
+        intensity censoring's history of jumps, see :mod:`bci.preprocess.censor`).
 
         Parameters
         ----------
@@ -106,7 +108,10 @@ class VolumePreprocessor:
         penalty += [0.0] * (N_MOTION if motion and s.motion_regressors else 0)
         self._glm = CumulativeGLM(penalty, self.n_voxels)
         self._scaler = RunningScaler(s.scaling, self.n_voxels)
-        self._censor = Censor(s.fd_threshold_mm, s.intensity_z)
+        if self._censor is None:
+            self._censor = Censor(s.fd_threshold_mm, s.intensity_z)
+        else:
+            self._censor.new_run()  # the participant's intensity jumps so far stay known
         self._index = 0
         self._last_motion: np.ndarray | None = None
         self.n_runs += 1

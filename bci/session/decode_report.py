@@ -78,6 +78,7 @@ def _runs(use: dict, acquired: list[dict]) -> list[dict]:
                 "trials_used": mine["used"],
                 "volumes_received": acq.get("volumes_received", {}),
                 "volumes_expected": acq.get("volumes_expected"),
+                "censored_volumes": acq.get("censored_volumes", {}),
                 "triggers": acq.get("triggers", 0),
                 "bad_trials": mine.get("bad_trials", []),
             }
@@ -104,7 +105,9 @@ def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None 
         participant's usable response when the model came from a file; decoded test trials),
         ``bad_trials`` (how many trials could not be used), ``runs`` (per run: phase, trials,
         trials used, volumes received per subject and expected from the triggers, and each
-        unusable trial with its reason), ``decoding`` and ``latency_ms``.
+        unusable trial with its reason, and the volumes the preprocessing censored per subject
+        and reason), ``preprocess`` (per subject: the method, runs, volumes, censored volumes
+        per reason, whether motion came with them), ``decoding`` and ``latency_ms``.
     """
     out = Path(out)
     log = read_bus_log(out / "bus", topics=("responses", "latents", "events"))
@@ -127,7 +130,8 @@ def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None 
     use = _trial_use(log, subjects, set(decoded), 0 if config.model.path else fitted)
     usable_train = sum(1 for (p, _), e in use.items() if p == "train" and e["reason"] is None)
     bad = sum(1 for e in use.values() if e["reason"] is not None)
-    runs = _runs(use, (statuses or {}).get("acquire", {}).get("runs", []))
+    acquire = (statuses or {}).get("acquire", {})
+    runs = _runs(use, acquire.get("runs", []))
     latencies = [
         float(m.meta["latency_ms"])
         for m in log
@@ -140,6 +144,7 @@ def decode_report(out: str | Path, config: SessionConfig, statuses: dict | None 
         "trials": {"train": fitted if fitted is not None else usable_train, "test": len(decoded)},
         "bad_trials": bad,
         "runs": runs,
+        "preprocess": acquire.get("preprocess", {}),
         "skipped_latents": skipped,
         "decoding": None,
         "latency_ms": _percentiles(latencies),

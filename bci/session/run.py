@@ -23,9 +23,13 @@ def _headline(mode: str, summary: dict) -> list[str]:
         )
         for run in summary.get("runs", []):
             received = "/".join(str(v) for v in run["volumes_received"].values()) or "0"
+            censored = "/".join(
+                str(sum(c.values())) for c in run.get("censored_volumes", {}).values()
+            )
             lines.append(
                 f"run {run['run']} ({run['phase']}): {run['trials_used']}/{run['trials']} trials "
                 f"used, volumes received {received} of {run['volumes_expected']} expected"
+                + (f", censored {censored}" if censored else "")
             )
         d = summary.get("decoding") or {}
         if d:
