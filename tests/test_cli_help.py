@@ -13,6 +13,8 @@ import pytest
     [
         ("bci.session.cli", "bci-session: run a closed-loop session from a TOML config."),
         ("bci.train", "bci-train: fit the decoding model (alignment + ridge) and write the file"),
+        ("bci.nodes.join", "bci-node NAME --join tcp://HOST:PORT --keys DIR: run one node of a"),
+        ("bci.session.keys_cli", "bci-keys DIR MACHINE...: make the CURVE keys of a session"),
     ],
 )
 def test_help_is_plain_text_with_examples(module: str, first_line: str) -> None:

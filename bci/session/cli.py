@@ -120,9 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.resume or args.out
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
+    from bci.bus import BusConfigError
     from bci.session.run import run_session
 
-    summary = run_session(config, out.resolve(), args.duration)
+    try:
+        summary = run_session(config, out.resolve(), args.duration)
+    except BusConfigError as err:  # e.g. a bus facing the network without keys
+        print(f"bci-session: {err}", file=sys.stderr)
+        return 2
     print(f"session folder: {out}")
     print(f"ended: {summary['reason']} (exit code {summary['exit_code']})")
     for line in summary.get("headline", []):

@@ -42,6 +42,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "bus": {
         "host": Key(str, "127.0.0.1"),
+        # a session with nodes on other machines: the join door's port (the relays use the next
+        # ones, see bci.session.remote) and the CURVE keys folder made by bci-keys
+        "port": Key(int, 47100, positive),
+        "keys": Key(str, ""),
     },
     "generator": {
         "spec": Key(str, "default"),
@@ -172,6 +176,12 @@ STREAM_KEYS: dict[str, Key] = {
 }
 
 
+NODE_KEYS: dict[str, Key] = {
+    # [nodes.NAME] host: the node runs on that machine and joins with bci-node
+    "host": Key(str, required=True),
+}
+
+
 RUN_KEYS: dict[str, Key] = {
     "phase": Key(str, required=True, check=one_of(*PHASES)),
     "trials": Key(int, required=True, check=positive),
@@ -206,6 +216,22 @@ def _validate_runs(
     return runs
 
 
+def _validate_nodes(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    """The ``[nodes.NAME]`` tables (nodes that run on another machine), checked."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: nodes must be [nodes.NAME] tables")
+    nodes = {}
+    for name, table in raw.items():
+        if name not in NODES:
+            raise ConfigError(
+                f"{source}: [nodes.{name}] names unknown node {name!r} (nodes: {', '.join(NODES)})"
+            )
+        nodes[name] = validate_table(f"[nodes.{name}]", table, NODE_KEYS, source)
+    return nodes
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a session config.
 
@@ -231,7 +257,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = Path()) -> dict:
     """Validate an already-parsed config dict (see :func:`load_config`)."""
-    unknown = sorted(set(raw) - set(SCHEMA) - {"runs"})
+    unknown = sorted(set(raw) - set(SCHEMA) - {"runs", "nodes"})
     if unknown:
         raise ConfigError(
             f"{source}: unknown table [{unknown[0]}] (known: {', '.join(sorted(SCHEMA))})"
@@ -241,6 +267,7 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
         for name, keys in SCHEMA.items()
     }
     config["runs"] = _validate_runs(raw.get("runs"), config, source, raw.get("stimuli"))
+    config["nodes"] = _validate_nodes(raw.get("nodes"), source)
     streams = []
     for i, stream in enumerate(config["acquire"]["streams"], start=1):
         s = validate_table(f"[[acquire.streams]] #{i}", stream, STREAM_KEYS, source)
@@ -267,6 +294,8 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base: Path = 
     check_unit_and_rig(config, source)
     stimuli = (base / config["stimuli"]["path"]).resolve()
     config["stimuli"]["path"] = str(stimuli)
+    if config["bus"]["keys"]:
+        config["bus"]["keys"] = str((base / config["bus"]["keys"]).resolve())
     if config["model"]["path"]:
         config["model"]["path"] = str((base / config["model"]["path"]).resolve())
     config["source"] = source
@@ -351,8 +380,12 @@ def config_to_toml(raw: dict[str, Any]) -> str:
             continue
         table = dict(table)
         streams = table.pop("streams", None)
+        subtables = {k: table.pop(k) for k in list(table) if isinstance(table[k], dict)}
         lines.append(f"[{name}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        for key, sub in subtables.items():  # [nodes.NAME]
+            lines.append(f"[{name}.{key}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in sub.items()]
         for stream in streams or []:
             lines.append(f"[[{name}.streams]]")
             lines += [f"{key} = {json.dumps(value)}" for key, value in stream.items()]
