@@ -134,3 +134,31 @@ def test_nodes_tables_round_trip_and_name_known_nodes(tmp_path):
     path.write_text(config_to_toml({**raw, "nodes": {"render": {}}}))
     with pytest.raises(ConfigError, match=r"\[nodes.render\] needs key 'host'"):
         load_config(path)
+
+
+def test_joined_node_knows_when_the_supervisor_is_gone(tmp_path):
+    import time
+
+    from bci.nodes.clock_offset import ClockWatch
+
+    create_keys(tmp_path / "keys", ["gpu"])
+    port = 31000 + (id(tmp_path) % 9000)
+    config = {"bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")}}
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render")}
+    host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+    keys, server = client_keys(tmp_path / "keys" / "gpu")
+    ctx = zmq.Context()
+    watch = ClockWatch(ctx, f"tcp://127.0.0.1:{port}", keys, server, "render", 1.0, 0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while watch.offset.n < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watch.offset.n >= 5 and watch.alive()
+        assert abs(watch.offset.summary()["offset_ms"]) < 5  # one machine, one clock
+        host.close()
+        time.sleep(1.5)
+        assert not watch.alive()
+    finally:
+        watch.stop()
+        ctx.term()
