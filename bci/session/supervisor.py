@@ -281,6 +281,7 @@ class Supervisor:
                 return False
             silent = silent_remote(self.nodes, self.config["session"]["heartbeat_timeout_s"])
             if silent is not None:
+                silent.left = True
                 self._fail(f"{label(silent)} joined but stopped answering while starting")
                 return False
             msg = watch.recv(timeout_ms=50)
@@ -331,6 +332,8 @@ class Supervisor:
                     node.kill()
                     node.proc.wait()
                     node.poll()
+                elif hung:
+                    node.left = True  # a silent remote node: nothing to wait for at the stop
                 detail = node.last_error()
                 local = node.proc is not None
                 if local and node.name in restartable and node.restarts < max_restarts:
