@@ -17,6 +17,8 @@ import pytest
             "bci.bridge.cli",
             "bci-scanner-bridge: push the volumes a scanner exports to a folder to an LSL stream.",
         ),
+        ("bci.nodes.join", "bci-node NAME --join tcp://HOST:PORT --keys DIR: run one node of a"),
+        ("bci.session.keys_cli", "bci-keys DIR MACHINE...: make the CURVE keys of a session"),
     ],
 )
 def test_help_is_plain_text_with_examples(module: str, first_line: str) -> None:

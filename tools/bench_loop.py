@@ -14,10 +14,15 @@ Stages of the live loop, from the session's bus log (each process stamps with th
     total               the trial's last volume received by acquire -> flip (the summary's
                         latency_ms, on the LSL clock)
 
+With ``--remote NODE`` it also runs the same session with NODE joined through ``bci-node`` over
+TCP + CURVE (loopback, through the supervisor's relays: see README "Several machines") and prints
+what that adds to each stage against the all-local loop of the same run.
+
 Usage::
 
     python tools/bench_loop.py                  # the demo config, 60 test trials, ~1.5 min
     python tools/bench_loop.py --config configs/demo-decode.toml --n-test 24
+    python tools/bench_loop.py --n-test 24 --remote render
 """
 
 from __future__ import annotations
@@ -45,8 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GOALS_MS = {"p50": 15.0, "p99": 40.0}
 
 
-def run_session(config: Path, out: Path, n_test: int) -> dict:
-    """Run the decode session of ``config`` with ``n_test`` test trials; return its summary."""
+def run_session(config: Path, out: Path, n_test: int, remote: str = "") -> dict:
+    """Run the decode session of ``config`` with ``n_test`` test trials; return its summary.
+
+    With ``remote``, that node joins with ``bci-node`` over TCP + CURVE on loopback.
+    """
     raw = tomllib.loads(config.read_text())
     stimuli = raw.setdefault("stimuli", {})
     stimuli["path"] = str((config.resolve().parent / stimuli["path"]).resolve())
@@ -57,13 +65,37 @@ def run_session(config: Path, out: Path, n_test: int) -> dict:
         stimuli["n_test"] = n_test
     if raw.get("model", {}).get("path"):
         raw["model"]["path"] = str((config.resolve().parent / raw["model"]["path"]).resolve())
-    bench_config = out.parent / "bench.toml"
+    bench_config = out.parent / ("bench-remote.toml" if remote else "bench.toml")
+    if remote:
+        from bci.bus.curve import create_keys
+
+        create_keys(out.parent / "keys", ["127.0.0.1"])
+        port = 20000 + os.getpid() % 20000
+        raw["bus"] = {"host": "127.0.0.1", "port": port, "keys": str(out.parent / "keys")}
+        raw["nodes"] = {remote: {"host": "127.0.0.1"}}
     bench_config.write_text(config_to_toml(raw))
     cmd = [sys.executable, "-m", "bci.session.cli", "--mode", "decode"]
     cmd += ["--config", str(bench_config), "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
-    if done.returncode != 0:
-        sys.exit(f"bench_loop: the session failed:\n{done.stderr[-2000:]}")
+    if not remote:
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
+        if done.returncode != 0:
+            sys.exit(f"bench_loop: the session failed:\n{done.stderr[-2000:]}")
+        return json.loads((out / "summary.json").read_text())
+    session = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = session.stdout.readline()  # "waiting for node ...; run there: bci-node ..."
+    if "run there: bci-node " not in line:
+        session.kill()
+        sys.exit(f"bench_loop: the session did not wait for {remote}: {line!r}")
+    node_cmd = line.split("run there: bci-node ", 1)[1].split()
+    node = subprocess.Popen(
+        [sys.executable, "-m", "bci.nodes.join", *node_cmd, "--out", str(out.parent / "node")],
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    session.communicate()
+    node.wait(timeout=60)
+    if session.returncode != 0 or node.returncode != 0:
+        sys.exit(f"bench_loop: the remote session failed ({session.returncode}, {node.returncode})")
     return json.loads((out / "summary.json").read_text())
 
 
@@ -155,10 +187,34 @@ def table(live: dict[str, np.ndarray], peer: dict[str, np.ndarray]) -> str:
     return "\n".join(lines)
 
 
+def remote_table(local: dict[str, np.ndarray], remote: dict[str, np.ndarray], node: str) -> str:
+    """Stage by stage: the all-local loop against the one with ``node`` joined over TCP."""
+    lines = [
+        f"| stage | all local p50 (ms) | {node} over TCP + CURVE p50 (ms) | added p50 (ms) "
+        f"| all local p99 (ms) | {node} remote p99 (ms) | remote / local (p50) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in local:
+        a, b = local[name], remote[name]
+        p50a, p50b = np.percentile(a, 50), np.percentile(b, 50)
+        lines.append(
+            f"| {name} | {p50a:.2f} | {p50b:.2f} | {p50b - p50a:+.2f} | "
+            f"{np.percentile(a, 99):.2f} | {np.percentile(b, 99):.2f} | "
+            f"{p50b / max(p50a, 1e-9):.2f}× |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo-decode.toml")
     p.add_argument("--n-test", type=int, default=60, help="test trials (default 60)")
+    p.add_argument(
+        "--remote",
+        metavar="NODE",
+        default="",
+        help="also run the loop with NODE joined over TCP + CURVE and compare it with the local",
+    )
     args = p.parse_args(argv)
     from bci.session.config import load_config
 
@@ -169,6 +225,14 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(out.parent / "bench.toml")
         live = live_stages(out)
         peer = in_process_stages(out, config)
+        if args.remote:
+            print(
+                f"running it again with {args.remote} joined over TCP + CURVE...", file=sys.stderr
+            )
+            remote_out = Path(tmp) / "remote" / "session"
+            remote_out.parent.mkdir()
+            remote_summary = run_session(args.config, remote_out, args.n_test, args.remote)
+            remote = live_stages(remote_out)
     n = len(live["total"])
     lat = summary["latency_ms"]
     print(f"decode loop, {n} test trials, config {args.config.name}, {os.cpu_count()} CPUs\n")
@@ -177,6 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         f"\nsummary latency_ms: p50 {lat['p50']} (goal <= {GOALS_MS['p50']:g}), "
         f"p99 {lat['p99']} (goal <= {GOALS_MS['p99']:g})"
     )
+    if args.remote:
+        rlat = remote_summary["latency_ms"]
+        clock = remote_summary["nodes"][args.remote].get("clock", {})
+        print(f"\n{args.remote} joined over TCP + CURVE (loopback) against all local, same run:\n")
+        print(remote_table(live, remote, args.remote))
+        print(
+            f"\nsummary latency_ms p50: all local {lat['p50']}, {args.remote} remote "
+            f"{rlat['p50']} (added {rlat['p50'] - lat['p50']:+.3f} ms); clock offset "
+            f"{clock.get('offset_ms')} ms, jitter {clock.get('jitter_ms')} ms"
+        )
 
 
 if __name__ == "__main__":

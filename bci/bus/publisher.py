@@ -115,6 +115,9 @@ class Publisher:
         self._linger_ms = linger_ms
         self._send_timeout_ms = send_timeout_ms
         self._inflight: deque[zmq.MessageTracker] = deque()
+        self.wall_offset_s = 0.0
+        """Added to ``time.time()`` for each message's ``wall_time`` (a node joined from another
+        machine sets it to its wall-clock offset to the supervisor's)."""
         self.watches_subscriptions = watch_subscriptions
         self.ignored_subscriptions = 0
         """Subscription prefixes not counted because :data:`MAX_SUBSCRIPTION_PREFIXES` were."""
@@ -193,7 +196,7 @@ class Publisher:
             kind=kind,
             seq=seq,
             lsl_time=lsl_time,
-            wall_time=time.time(),
+            wall_time=time.time() + self.wall_offset_s,
             arrays=list(arrays),
             meta=dict(meta) if meta else {},
             source=self.source,

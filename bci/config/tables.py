@@ -73,6 +73,17 @@ class Session(Table):
 @table
 class Bus(Table):
     host: str = Key("127.0.0.1")
+    # a session with nodes on other machines: the join door's port (the relays use the next
+    # ones, see bci.session.remote) and the CURVE keys folder made by bci-keys
+    port: int = Key(47100, positive, at_most(65000))
+    keys: str = Key("")
+
+
+@table
+class NodeHost(Table):
+    """``[nodes.NAME]``: the node runs on that machine and joins with ``bci-node``."""
+
+    host: str = Key(REQUIRED)
 
 
 @table
@@ -264,6 +275,7 @@ class SessionConfig(Table):
     display: Display
     preprocess: Preprocess
     runs: list[Run] = Key([])
+    nodes: dict[str, NodeHost] = Key({})
     replay: Replay | None = Key(None, internal=True)
     source: str = Key("<config>", internal=True)
     # the supervisor's id for the session, in the source_id of every LSL stream it creates
@@ -331,6 +343,11 @@ def _validated(raw: Mapping, source: str, base: Path) -> SessionConfig:
         if not (stream.name or stream.source_id):
             raise ConfigError(f"{source}: [[acquire.streams]] #{i} needs a name or a source_id")
         streams.append(stream)
+    for name in config.nodes:
+        if name not in NODES:
+            raise ConfigError(
+                f"{source}: [nodes.{name}] names unknown node {name!r} (nodes: {', '.join(NODES)})"
+            )
     for name in config.session.restart:
         if name not in NODES:
             raise ConfigError(
@@ -353,8 +370,12 @@ def _validated(raw: Mapping, source: str, base: Path) -> SessionConfig:
     stimuli = dataclasses.replace(stimuli, path=str((base / stimuli.path).resolve()), **counts)
     if model.path:
         model = dataclasses.replace(model, path=str((base / model.path).resolve()))
+    bus = config.bus
+    if bus.keys:
+        bus = dataclasses.replace(bus, keys=str((base / bus.keys).resolve()))
     return dataclasses.replace(
         config,
+        bus=bus,
         acquire=dataclasses.replace(acquire, streams=streams),
         stimuli=stimuli,
         model=model,

@@ -60,6 +60,9 @@ class Node:
     needs_meta: ClassVar[Mapping[str, Mapping[str, type | tuple[type, ...]]]] = {}
     waits_for_subscribers: ClassVar[bool] = False
     drain_on_stop_ms: ClassVar[float] = 0.0
+    clock_offset_s: float = 0.0
+    """Added to this machine's LSL clock to stamp on the session's (the supervisor's) clock; set
+    by a node joined from another machine (:mod:`bci.nodes.join`), 0 on the supervisor's."""
 
     def __init__(self, config: SessionConfig, out: Path, publisher: Publisher) -> None:
         self.config = config
@@ -108,7 +111,8 @@ class Node:
         """Publish an event (``events`` topic), stamped with the LSL clock."""
         from pylsl import local_clock
 
-        self.publish("events", kind=kind, meta={"node": self.name, **meta}, lsl_time=local_clock())
+        stamp = local_clock() + self.clock_offset_s
+        self.publish("events", kind=kind, meta={"node": self.name, **meta}, lsl_time=stamp)
 
     def status(self) -> dict[str, Any]:
         """Heartbeat payload: counters and anything a subclass adds."""

@@ -29,7 +29,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bci.bus import Message, Publisher, Subscriber
 from bci.config import SessionConfig
@@ -50,20 +52,54 @@ class _StopFlag:
         self.stop = True
 
 
-def run_node(name: str, session: dict) -> int:
-    """Run node ``name`` until it is told to stop; return its exit code."""
-    config = SessionConfig.from_dict(session["config"], source="the session file")
-    cls = node_class(name, config.session.mode)
-    endpoints: dict[str, str] = session["endpoints"]
-    flag = _StopFlag()
-    signal.signal(signal.SIGTERM, flag)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+Sockets = tuple[Publisher, Subscriber, Subscriber]
 
+
+def local_sockets(name: str, cls: type[Node], endpoints: dict[str, str]) -> Sockets:
+    """A node's publisher, subscriber and control subscriber on the session's ipc:// endpoints."""
     publisher = Publisher(endpoints[name], name=name, watch_subscriptions=cls.waits_for_subscribers)
     others = [ep for other, ep in endpoints.items() if other not in (name, "supervisor")]
     subscriber = Subscriber(others, topics=cls.topics)
     control = Subscriber([endpoints["supervisor"]], topics=["control"])
+    return publisher, subscriber, control
+
+
+def run_node(
+    name: str,
+    session: dict,
+    *,
+    sockets: Callable[[type[Node]], Sockets] | None = None,
+    supervisor_alive: Callable[[], bool] | None = None,
+    on_beat: Callable[[Node, Publisher], dict[str, Any]] | None = None,
+) -> int:
+    """Run node ``name`` until it is told to stop; return its exit code.
+
+    Parameters
+    ----------
+    name : str
+        The node.
+    session : dict
+        The session file's content (``config``, ``out``, ``endpoints``).
+    sockets : callable, optional
+        Makes the node's three sockets from its class (default: :func:`local_sockets`; a node
+        joined from another machine connects over TCP, see :mod:`bci.nodes.join`).
+    supervisor_alive : callable, optional
+        Whether the supervisor is still there (default: this process's parent is).
+    on_beat : callable, optional
+        Called before each heartbeat; what it returns goes into the heartbeat.
+    """
+    config = SessionConfig.from_dict(session["config"], source="the session file")
+    cls = node_class(name, config.session.mode)
+    flag = _StopFlag()
+    signal.signal(signal.SIGTERM, flag)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    alive = supervisor_alive or (lambda: os.getppid() == parent)
+
+    if sockets is None:
+        publisher, subscriber, control = local_sockets(name, cls, session["endpoints"])
+    else:
+        publisher, subscriber, control = sockets(cls)
     node: Node = cls(config, Path(session["out"]), publisher)
     heartbeat_s = config.session.heartbeat_s
     next_beat = 0.0
@@ -72,10 +108,11 @@ def run_node(name: str, session: dict) -> int:
         nonlocal next_beat
         bus = {"received": subscriber.stats.as_dict(), "sent": publisher.stats.as_dict()}
         meta = {"node": name, "state": state, "pid": os.getpid(), "bus": bus}
+        extra = on_beat(node, publisher) if on_beat is not None else {}
         publisher.publish(
             f"heartbeat.{name}",
             kind="heartbeat",
-            meta={**meta, "lsl_sent": samples_sent(), **node.status()},
+            meta={**meta, "lsl_sent": samples_sent(), **node.status(), **extra},
         )
         next_beat = time.monotonic() + heartbeat_s
 
@@ -106,7 +143,7 @@ def run_node(name: str, session: dict) -> int:
             publisher.read_subscriptions()  # bounded cost of subscription notifications
             if time.monotonic() >= next_beat:
                 beat("running" if node.started else "ready")
-                if os.getppid() != parent:
+                if not alive():
                     log.error("%s: the supervisor is gone; stopping", name)
                     break
     except (NodeError, StreamError) as err:

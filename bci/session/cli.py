@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from bci.bus.security import BusConfigError
 from bci.config import ConfigError, SessionConfig
 from bci.logs import add_verbosity_argument, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
@@ -199,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.resume or args.out
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
+    from bci.bus import BusConfigError
     from bci.session.run import run_session
 
     try:
         summary = run_session(config, out.resolve(), args.duration)
-    except BusConfigError as err:  # e.g. a [bus] host that is not this machine: one line
+    except BusConfigError as err:  # e.g. a bus facing the network without keys
         print(f"bci-session: {err}", file=sys.stderr)
         return 2
     print(f"session folder: {out}")

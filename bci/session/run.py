@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bci.config import SessionConfig
 from bci.session.recording_report import recording_report
+from bci.session.remote import remote_headline
 from bci.session.summary import write_summary
 from bci.session.supervisor import Supervisor
 
@@ -142,5 +143,5 @@ def run_session(config: SessionConfig, out: Path, duration_s: float = 0.0) -> di
                 expected,
             )
     summary = write_summary(out, mode, config, result, report)
-    summary["headline"] = _headline(mode, summary)
+    summary["headline"] = _headline(mode, summary) + remote_headline(summary["nodes"])
     return summary

@@ -24,10 +24,19 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bci.bus import Publisher, Subscriber
+from bci.bus import BusConfigError, Publisher, Subscriber
 from bci.config import SessionConfig
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
+from bci.session.remote import (
+    RemoteHost,
+    RemoteNode,
+    check_keys,
+    label,
+    needs_host,
+    remote_nodes,
+    silent_remote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +118,8 @@ class Supervisor:
         else:
             names = [n for n in NODES_BY_MODE[mode] if n != "simulate" or config.simulate.enabled]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        check_keys(config)
+        remote = {n: node for n, node in remote_nodes(config).items() if n in names}
         self.bus = session_endpoints(["supervisor", *names], config.bus.host)
         self.endpoints = self.bus.endpoints
         self.session_file = self.out / "session.json"
@@ -118,9 +129,11 @@ class Supervisor:
                 indent=1,
             )
         )
-        self.nodes = {
-            n: NodeProcess(n, self.session_file, self.out / "logs" / f"{n}.log") for n in names
+        self.nodes: dict[str, NodeProcess | RemoteNode] = {
+            n: remote.get(n) or NodeProcess(n, self.session_file, self.out / "logs" / f"{n}.log")
+            for n in names
         }
+        self.remote_host: RemoteHost | None = None
         self.result = SessionResult()
         self._signalled: str = ""
 
@@ -136,13 +149,19 @@ class Supervisor:
         watch = Subscriber([self.endpoints[n] for n in self.nodes], topics=["heartbeat.", "events"])
         start = time.monotonic()
         try:
+            if not self._open_remote_host():
+                return self._finish(start)
             for node in self.nodes.values():
                 node.start()
             log.info(
-                "started %s", ", ".join(f"{n.name} (pid {n.proc.pid})" for n in self.nodes.values())
+                "started %s",
+                ", ".join(f"{n.name} (pid {n.proc.pid})" for n in self.nodes.values() if n.proc),
             )
             if self._wait_ready(watch, control):
-                control.wait_for_subscribers("control", count=len(self.nodes), timeout_ms=5000)
+                remote = any(isinstance(n, RemoteNode) for n in self.nodes.values())
+                local = sum(not isinstance(n, RemoteNode) for n in self.nodes.values())
+                # the control relay subscribes once for all remote nodes
+                control.wait_for_subscribers("control", count=local + remote, timeout_ms=5000)
                 control.publish("control", kind="control", meta={"command": "start"})
                 log.info("all nodes ready; session running")
                 self._watch(watch, control, start)
@@ -152,15 +171,39 @@ class Supervisor:
             self._wait_for_recorder()
             watch.close()
             control.close()
+            if self.remote_host is not None:
+                self.remote_host.close()
             self.bus.remove()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        return self._finish(start)
+
+    def _finish(self, start: float) -> SessionResult:
         self.result.duration_s = time.monotonic() - start
         self.result.nodes = {
-            n.name: {"exit_code": n.exit_code, "restarts": n.restarts} for n in self.nodes.values()
+            n.name: {
+                "exit_code": n.exit_code,
+                "restarts": n.restarts,
+                **(n.facts() if isinstance(n, RemoteNode) else {}),
+            }
+            for n in self.nodes.values()
         }
         self.result.statuses = {n.name: n.status for n in self.nodes.values()}
         return self.result
+
+    def _open_remote_host(self) -> bool:
+        """Open the door and relays for nodes on other machines, and print how they join."""
+        if not needs_host(self.config):
+            return True
+        remote = {n: node for n, node in self.nodes.items() if isinstance(node, RemoteNode)}
+        try:
+            self.remote_host = RemoteHost(self.config, self.endpoints, remote, self.out.name)
+        except BusConfigError as err:
+            self._fail(str(err), code=2)
+            return False
+        for line in self.remote_host.commands(self.config.bus.keys):
+            print(line, flush=True)
+        return True
 
     def _fail(self, reason: str, code: int = 1) -> None:
         if not self.result.reason:
@@ -226,7 +269,7 @@ class Supervisor:
 
     def _dead_node(self) -> NodeProcess | None:
         for node in self.nodes.values():
-            if node.proc is not None and node.poll() is not None:
+            if node.poll() is not None:  # a remote node's, once it has left
                 return node
         return None
 
@@ -243,12 +286,21 @@ class Supervisor:
                     f"node {dead.name!r} exited with code {dead.exit_code} while starting: {detail}"
                 )
                 return False
+            silent = silent_remote(self.nodes, self.config.session.heartbeat_timeout_s)
+            if silent is not None:
+                silent.left = True
+                self._fail(f"{label(silent)} joined but stopped answering while starting")
+                return False
             msg = watch.recv(timeout_ms=50)
             if msg is not None:
                 self._note_message(msg)
             if all(n.state in ("ready", "running") for n in self.nodes.values()):
                 return True
-        waiting = [n.name for n in self.nodes.values() if n.state not in ("ready", "running")]
+        waiting = [
+            n.name + (f" (remote, {n.state} from {n.host})" if isinstance(n, RemoteNode) else "")
+            for n in self.nodes.values()
+            if n.state not in ("ready", "running")
+        ]
         self._fail(
             f"nodes not ready after {self.config.session.ready_timeout_s:.0f} s: "
             f"{', '.join(waiting)}"
@@ -274,21 +326,24 @@ class Supervisor:
                 return
             now = time.monotonic()
             for node in self.nodes.values():
-                code = node.poll() if node.proc is not None else None
+                code = node.poll()
                 hung = code is None and now - node.last_beat > hb_timeout
                 if code is None and not hung:
                     continue
                 what = (
-                    f"node {node.name!r} died (exit code {code})"
+                    f"{label(node)} died (exit code {code})"
                     if code is not None
-                    else f"node {node.name!r} sent no heartbeat for {hb_timeout:g} s"
+                    else f"{label(node)} sent no heartbeat for {hb_timeout:g} s"
                 )
-                if hung:
+                if hung and node.proc is not None:
                     node.kill()
                     node.proc.wait()
                     node.poll()
+                elif hung:
+                    node.left = True  # a silent remote node: nothing to wait for at the stop
                 detail = node.last_error()
-                if node.name in restartable and node.restarts < max_restarts:
+                local = node.proc is not None
+                if local and node.name in restartable and node.restarts < max_restarts:
                     self.result.errors.append(what + (f": {detail}" if detail else ""))
                     node.restarts += 1
                     log.warning("%s; restarting it (%d/%d)", what, node.restarts, max_restarts)
