@@ -83,8 +83,8 @@ def test_bci_session_refuses_a_bus_host_of_another_machine(tmp_path):
     done = run_session(config, tmp_path / "out", timeout=60)
     assert done.returncode == 2
     assert _one_line(done.stderr) == (
-        "bci-session: [bus] host = '10.0.0.5': a bus across machines needs CURVE encryption, "
-        "which sessions do not set up yet; use one of 127.0.0.1, localhost, ::1"
+        "bci-session: [bus] host = '10.0.0.5' is not loopback: the bus then needs CURVE keys; "
+        "make them with bci-keys DIR MACHINE... and set [bus] keys = DIR"
     )
 
 

@@ -15,7 +15,7 @@ from bci.bus import Publisher, Subscriber
 from bci.bus.curve import authorized_keys, client_keys, create_keys, server_keys
 from bci.bus.join_protocol import ask, request_socket, unpack
 from bci.nodes.clock_offset import ClockOffset
-from bci.session.config import config_to_toml, load_config
+from bci.session.config import config_to_toml, load_config, validate_config
 from bci.session.remote import RemoteHost, RemoteNode
 from bci.session.schema import ConfigError
 
@@ -55,16 +55,19 @@ def test_keys_folders_hold_what_each_machine_needs(tmp_path):
 
 def test_door_admits_authorised_keys_refuses_others_and_relays_curve_traffic(tmp_path, caplog):
     create_keys(tmp_path / "keys", ["gpu"])
-    config = {
-        "bus": {"host": "127.0.0.1", "port": 0, "keys": str(tmp_path / "keys")},
-        "nodes": {"render": {"host": "gpu"}},
-    }
-    config["bus"]["port"] = 21000 + (id(config) % 9000)
+    port = 21000 + (id(tmp_path) % 9000)
+    config = validate_config(
+        {
+            "stimuli": {"path": "faces"},
+            "bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")},
+            "nodes": {"render": {"host": "gpu"}},
+        }
+    )
     folder = Path(tempfile.mkdtemp(dir="/tmp"))
     endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render", "display")}
     host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
     ctx = zmq.Context()
-    door = f"tcp://127.0.0.1:{config['bus']['port']}"
+    door = f"tcp://127.0.0.1:{port}"
     try:
         keys, server = client_keys(tmp_path / "keys" / "gpu")
         sock = request_socket(ctx, door, keys, server)
@@ -143,7 +146,12 @@ def test_joined_node_knows_when_the_supervisor_is_gone(tmp_path):
 
     create_keys(tmp_path / "keys", ["gpu"])
     port = 31000 + (id(tmp_path) % 9000)
-    config = {"bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")}}
+    config = validate_config(
+        {
+            "stimuli": {"path": "faces"},
+            "bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")},
+        }
+    )
     folder = Path(tempfile.mkdtemp(dir="/tmp"))
     endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render")}
     host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")

@@ -23,8 +23,6 @@ from pathlib import Path
 
 from bci.bus.security import BusConfigError
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-"""``[bus] host`` values that mean "this machine only": the session uses ipc:// endpoints."""
 MAX_IPC_PATH = 100
 """Unix socket paths are limited to about 107 bytes; stay clearly below."""
 
