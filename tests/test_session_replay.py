@@ -28,6 +28,7 @@ from session_helpers import (
 from bci.bus.log import read_bus_log
 from bci.io import read_recording, to_mne
 from bci.lsl.markers import decode_marker
+from bci.nodes.replay import expected_answers
 
 pytestmark = pytest.mark.slow
 
@@ -164,15 +165,22 @@ REFERENCE = {
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_reference_recordings_report_what_they_cannot_use_and_that_nothing_replays(
-    tmp_path, shared_dir, name
-):
-    """The XDF project's reference files, given to a decode session, end in one line.
+def test_reference_recordings_hold_nothing_the_pipeline_would_answer(shared_dir, name):
+    """What the replay node checks at set-up, for each of the XDF project's reference files:
+    the reader keeps the streams it can use, and their markers are not the display's."""
+    data, markers, _, n_skipped = REFERENCE[name]
+    recording = read_recording(shared_dir / "xdf-examples" / name)
+    assert len(recording.skipped) == n_skipped
+    assert recording.stream(data).data.shape[0] > 0
+    assert expected_answers(recording.stream(markers), "decode") == 0
 
-    Their markers are not the display's, so the pipeline would answer nothing: the replay says
-    so (an error, exit 1) instead of replaying to a "schedule done" with 0 trials; the streams
-    the reader could not use are listed in the replay's log.
-    """
+
+def test_a_reference_recording_replayed_ends_in_one_line(tmp_path, shared_dir):
+    """A reference file given to a decode session (the one with streams the reader cannot use)
+    ends in one line: its markers are not the display's, so the replay says there is nothing to
+    replay (an error, exit 1) instead of a "schedule done" with 0 trials; the streams the reader
+    could not use are listed in the replay's log."""
+    name = "empty_streams.xdf"
     data, markers, marker_type, n_skipped = REFERENCE[name]
     xdf = shared_dir / "xdf-examples" / name
     config = write_config(

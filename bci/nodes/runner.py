@@ -91,7 +91,10 @@ def run_node(
     config = SessionConfig.from_dict(session["config"], source="the session file")
     cls = node_class(name, config.session.mode)
     flag = _StopFlag()
-    signal.signal(signal.SIGTERM, flag)
+    # Until set-up is done a node holds no data, and its set-up may block in a C call (an LSL
+    # resolve) that a Python handler would wait out: SIGTERM ends it at once. After set-up it
+    # sets the stop flag, and the node stops in order.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     alive = supervisor_alive or (lambda: os.getppid() == parent)
@@ -120,6 +123,7 @@ def run_node(
     try:
         beat("starting")
         node.setup()
+        signal.signal(signal.SIGTERM, flag)
         log.info("%s ready", name)
         beat("ready")
         quiet = False
