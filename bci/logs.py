@@ -41,7 +41,11 @@ def setup_logging(verbosity: int = 0, quiet: int = logging.WARNING) -> None:
         How often ``-v`` was given.
     quiet : int
         The level without ``-v`` (a node process, whose stderr is its log file, passes INFO).
+        ``-vv`` sets DEBUG for the ``bci`` loggers only; other libraries log INFO at most.
     """
+    level = level_for(verbosity, quiet)
+    # DEBUG is bci's own: other libraries (matplotlib's font search, PIL) stay at INFO at most
     logging.basicConfig(
-        level=level_for(verbosity, quiet), format=FORMAT, datefmt=DATEFMT, stream=sys.stderr
+        level=max(level, logging.INFO), format=FORMAT, datefmt=DATEFMT, stream=sys.stderr
     )
+    logging.getLogger("bci").setLevel(level)

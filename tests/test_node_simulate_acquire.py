@@ -283,12 +283,7 @@ def test_nan_trial_is_published_bad_and_the_next_trial_is_good(uid, lab):
 def test_wrong_channel_count_participant_is_left_out(uid, lab):
     names = [f"ok-a-{uid}", f"ok-b-{uid}", f"narrow-{uid}"]
     streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
-    config = session_config(
-        uid,
-        simulate={"enabled": False},
-        acquire={"streams": streams},
-        preprocess={"method": "none"},  # the raw volumes' means are checked
-    )
+    config = foreign_streams_config(uid, streams)
     scanner = lab.keep(FakeScanner(config, dict(zip(names, [16, 16, 12], strict=True))))
     acq = lab.start("acquire", config, ["responses"])
     wait_running(acq)
@@ -325,17 +320,23 @@ def _counters(node, key: str, want: int, timeout_s: float = 5.0) -> dict:
     return counters
 
 
+def foreign_streams_config(uid: str, streams: list[dict]) -> dict:
+    """A config whose participants are ``streams`` (no simulator), preprocessing off: the
+    tests of these streams check the raw volumes' means."""
+    return session_config(
+        uid,
+        simulate={"enabled": False},
+        acquire={"streams": streams},
+        preprocess={"method": "none"},
+    )
+
+
 def test_channel_count_comes_from_the_config_not_from_the_first_stream(uid, lab):
     # the narrow stream comes first: a vote among two streams took its 12 channels as the norm
     # and left the 16-channel stream out
     names = [f"narrow-{uid}", f"wide-{uid}"]
     streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
-    config = session_config(
-        uid,
-        simulate={"enabled": False},
-        acquire={"streams": streams},
-        preprocess={"method": "none"},  # the raw volumes' means are checked
-    )
+    config = foreign_streams_config(uid, streams)
     scanner = lab.keep(FakeScanner(config, dict(zip(names, [12, 16], strict=True))))
     acq = lab.start("acquire", config, ["responses", "events"])
     assert acq.wait_state("ready", 30.0), acq.log()
@@ -360,12 +361,7 @@ def test_channel_count_comes_from_the_config_not_from_the_first_stream(uid, lab)
 def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
     names = [f"goes-{uid}", f"stops-{uid}"]
     streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
-    config = session_config(
-        uid,
-        simulate={"enabled": False},
-        acquire={"streams": streams},
-        preprocess={"method": "none"},  # the raw volumes' means are checked
-    )
+    config = foreign_streams_config(uid, streams)
     scanner = lab.keep(FakeScanner(config, dict.fromkeys(names, 16)))
     acq = lab.start("acquire", config, ["responses"])
     wait_running(acq)
@@ -415,12 +411,7 @@ def _play_until_nan(scanner, volumes, onsets, t0):
 def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
     name = f"jumbled-{uid}"
     streams = [{"name": name, "subject": 0, "channels": 16}]
-    config = session_config(
-        uid,
-        simulate={"enabled": False},
-        acquire={"streams": streams},
-        preprocess={"method": "none"},  # the raw volumes' means are checked
-    )
+    config = foreign_streams_config(uid, streams)
     scanner = lab.keep(FakeScanner(config, {name: 16}))
     acq = lab.start("acquire", config, ["responses"])
     wait_running(acq)

@@ -46,6 +46,17 @@ def confound_session(tmp_path_factory):
     return read_summary(out)
 
 
+def alarming_log_lines(out) -> list[str]:
+    """Log lines of a session folder that would alarm its user on a normal stop (liblsl's
+    ``ERR|`` when an inlet sees its outlet go first)."""
+    return [
+        f"{log.name}: {line}"
+        for log in (out / "logs").iterdir()
+        for line in log.read_text().splitlines()
+        if "ERR|" in line or "broke off" in line
+    ]
+
+
 def test_session_decodes_the_test_trials(finished_session):
     done, out = finished_session
     assert done.returncode == 0, done.stderr[-3000:]
@@ -107,12 +118,7 @@ def test_session_folder_has_latents_figures_and_logs(finished_session):
     ]
     assert outputs_not_in_readme(out) == []  # the README's table names every file written
     # A normal stop alarms no one: no inlet (LabRecorder's either) saw its outlet go first.
-    assert [
-        f"{log.name}: {line}"
-        for log in (out / "logs").iterdir()
-        for line in log.read_text().splitlines()
-        if "ERR|" in line or "broke off" in line
-    ] == []
+    assert alarming_log_lines(out) == []
     assert node_processes(str(out)) == []
 
 
@@ -222,10 +228,5 @@ def test_ctrl_c_stops_everything_and_keeps_the_recording(tmp_path):
     summary = read_summary(out)
     assert summary["reason"] == "stopped by SIGINT"
     assert summary["recording"]["samples_lost"] == 0, summary["recording"]
-    assert [
-        f"{log.name}: {line}"
-        for log in (out / "logs").iterdir()
-        for line in log.read_text().splitlines()
-        if "ERR|" in line or "broke off" in line
-    ] == []
+    assert alarming_log_lines(out) == []
     assert node_processes(str(out)) == []
