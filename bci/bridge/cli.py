@@ -290,10 +290,12 @@ class Bridge:
         return True
 
     def release(self) -> int:
-        """Push the held volumes if the stream has a consumer; how many were pushed."""
+        """Push the held volumes once the stream has had a consumer; how many were pushed."""
         if not self._held or self.outlet is None:
             return 0
-        if not self.outlet.have_consumers():
+        # Held only until the first consumer: after that, pushed consumer or not (a session that
+        # ends must not make the bridge hold, and then lose, the volumes and motion that follow).
+        if self.pushed == 0 and not self.outlet.have_consumers():
             if not self._said_holding:
                 log.info("no consumer on %r yet; holding volumes until one connects", self.name)
                 self._said_holding = True

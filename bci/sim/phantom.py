@@ -99,6 +99,13 @@ def moved_volume(
         ``shape`` float32 volume.
     """
     affine = epi_affine(shape) if affine is None else np.asarray(affine, dtype=np.float64)
+    return head(_source_points(params, shape, affine)).astype(np.float32)
+
+
+def _source_points(
+    params: ArrayLike, shape: tuple[int, int, int], affine: np.ndarray
+) -> np.ndarray:
+    """``shape + (3,)`` world points of the reference head that are at each voxel after the move."""
     transform = rigid_transform(params, grid_centre(shape, affine))
     rot = np.asarray(transform.GetMatrix()).reshape(3, 3)
     centre = np.asarray(transform.GetCenter())
@@ -106,8 +113,36 @@ def moved_volume(
     index = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1)
     world = index @ affine[:3, :3].T + affine[:3, 3]
     # The head point now at q came from S^-1(q) = R^T (q - c - t) + c.
-    source = (world - centre - shift) @ rot + centre
-    return head(source).astype(np.float32)
+    return (world - centre - shift) @ rot + centre
+
+
+def move_with_head(data: np.ndarray, params: ArrayLike, affine: np.ndarray) -> np.ndarray:
+    """An image on the reference grid (e.g. an evoked response), moved with the head.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        ``(i, j, k)`` image in the reference volume's frame.
+    params : array_like
+        ``(6,)`` motion, as in :func:`moved_volume`.
+    affine : np.ndarray
+        The grid's voxel-to-world affine.
+
+    Returns
+    -------
+    np.ndarray
+        ``data.shape`` float32: ``data`` linearly interpolated at the moved head's points (0
+        outside the grid). With zero motion it is ``data`` exactly.
+    """
+    from scipy.ndimage import map_coordinates
+
+    affine = np.asarray(affine, dtype=np.float64)
+    source = _source_points(params, data.shape, affine)
+    index = (source - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
+    coords = np.moveaxis(index, -1, 0)
+    return map_coordinates(np.asarray(data, np.float32), coords, order=1, cval=0.0).astype(
+        np.float32
+    )
 
 
 def random_motion(
