@@ -55,9 +55,12 @@ def rig_config(tmp_path, kind: str, n_units: int, sample_format: str):
 
 @pytest.mark.parametrize(
     ("kind", "n_units", "sample_format"),
-    # Binned counts with a probe-chosen site are the rig's third form; test_session_evolve runs
-    # counts end to end and test_site_choice the probe's choice, so a third session adds no cover.
-    [("events", 16, "float32"), ("broadband", 8, "int16")],
+    # Broadband is the form with the most between the rig and the fitness (band-pass, threshold,
+    # dead time). The other two are covered without a whole session each: binned counts end to
+    # end in test_session_evolve, spike events from another program through acquire in
+    # test_node_acquire_rig (and the binning in test_spikes), the probe's choice in
+    # test_site_choice.
+    [("broadband", 8, "int16")],
 )
 def test_rig_session_picks_the_most_responsive_unit_and_climbs(
     tmp_path, kind, n_units, sample_format
