@@ -27,12 +27,13 @@ import pylsl
 import pytest
 from scipy.ndimage import gaussian_filter
 from session_helpers import node_processes, read_summary, start_session
-from test_scanner_bridge import REPO, WAIT_S, bridge_log, stream_name
-from test_scanner_bridge import start_bridge as start_bridge  # the fixture
+from test_scanner_bridge import REPO, WAIT_S, bridge_log, start_bridge, stream_name
 
 from bci.session.config import config_to_toml
 from bci.sim.phantom import epi_affine, move_with_head, moved_volume
 from bci.stimulus_set import load_stimulus_set
+
+__all__ = ["start_bridge"]  # the fixture
 
 pytestmark = pytest.mark.slow
 
