@@ -236,8 +236,15 @@ class FakeScanner:
         for outlet in [*(self.outlets[n] for n in names), self.markers]:
             assert outlet.wait_for_consumers(5.0)
 
-    def play(self, volumes: dict[str, np.ndarray], onsets: list[float], t0: float) -> None:
-        """Push volume ``v`` at ``t0 + v * period`` and marker ``k`` at ``t0 + onsets[k]``."""
+    def play(
+        self,
+        volumes: dict[str, np.ndarray],
+        onsets: list[float],
+        t0: float,
+        skip_nan: bool = False,
+    ) -> None:
+        """Push volume ``v`` at ``t0 + v * period`` and marker ``k`` at ``t0 + onsets[k]``;
+        with ``skip_nan``, a stream pushes nothing for an all-NaN volume (it has stopped)."""
         period = TR / SCALE
         n = len(next(iter(volumes.values())))
         events = [(t0 + v * period, "volume", v) for v in range(n)]
@@ -246,7 +253,8 @@ class FakeScanner:
             time.sleep(max(0.0, t - local_clock()))
             if kind == "volume":
                 for name, outlet in self.outlets.items():
-                    outlet.push_sample(volumes[name][i], t)
+                    if not (skip_nan and np.isnan(volumes[name][i]).all()):
+                        outlet.push_sample(volumes[name][i], t)
             else:
                 text = encode_marker("stimulus", trial=i, stimulus=f"face-{i:04d}", phase="test")
                 self.markers.push_sample([text], t)
@@ -369,7 +377,7 @@ def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
     rng = np.random.default_rng(3)
     volumes = {n: rng.standard_normal((36, 16)).astype(np.float32) for n in names}
     volumes[names[1]][13:] = np.nan  # a NaN row is not pushed: the stream stops after volume 12
-    _play_until_nan(scanner, volumes, [0.55, 1.55, 2.55], local_clock() + 0.05)
+    scanner.play(volumes, [0.55, 1.55, 2.55], local_clock() + 0.05, skip_nan=True)
     msgs = collect(acq, 6, timeout_s=10.0)
     order = [(m.meta["trial"], m.meta["subject"], m.meta["bad"]) for m in msgs]
     # trial 1's window ends at volume 19.5; the stop is noticed 2 TRs later (volume 21.5), long
@@ -389,23 +397,6 @@ def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
     )
     assert acq.log().count(warning) == 1, acq.log()
     assert _counters(acq, "stream_stops", 1).get("stream_stops") == 1
-
-
-def _play_until_nan(scanner, volumes, onsets, t0):
-    """:meth:`FakeScanner.play`, except that a stream pushes nothing for an all-NaN volume."""
-    period = TR / SCALE
-    n = len(next(iter(volumes.values())))
-    events = [(t0 + v * period, "volume", v) for v in range(n)]
-    events += [(t0 + onset, "marker", k) for k, onset in enumerate(onsets)]
-    for t, kind, i in sorted(events):
-        time.sleep(max(0.0, t - local_clock()))
-        if kind == "volume":
-            for name, outlet in scanner.outlets.items():
-                if not np.isnan(volumes[name][i]).all():
-                    outlet.push_sample(volumes[name][i], t)
-        else:
-            text = encode_marker("stimulus", trial=i, stimulus=f"face-{i:04d}", phase="test")
-            scanner.markers.push_sample([text], t)
 
 
 def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
