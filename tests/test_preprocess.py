@@ -16,6 +16,7 @@ from bci.preprocess import (
 from bci.preprocess.censor import MIN_JUMPS, Censor
 from bci.preprocess.drift import DriftBasis, n_cosines
 from bci.preprocess.glm import CumulativeGLM
+from bci.preprocess.highpass import ExponentialHighPass, ema_decay
 from bci.preprocess.scaling import RunningScaler
 
 TR = 2.0
@@ -180,7 +181,9 @@ def test_motion_regressors_remove_motion_locked_signal() -> None:
     data = 1000.0 + motion @ rng.normal(0, 30, (6, 20)) + rng.normal(0, 1, (n, 20))
     results = {}
     for use in (False, True):
-        settings = PreprocessSettings(scaling="none", motion_regressors=use, ridge=1.0)
+        settings = PreprocessSettings(
+            scaling="none", motion_regressors=use, ridge=1.0, highpass="none"
+        )
         pre = VolumePreprocessor(20, TR, settings)
         pre.start_run(n_volumes=n, motion=True)
         results[use] = np.stack(
@@ -234,3 +237,45 @@ def test_process_run_is_update_volume_by_volume() -> None:
     assert censored.tolist() == [i == 12 for i in range(40)]
     with pytest.raises(ValueError, match="3 motion rows for 40 volumes"):
         batch.process_run(data, np.zeros((3, 6)))
+
+
+def test_exponential_highpass_is_a_first_order_filter_at_the_cutoff() -> None:
+    assert ema_decay(2.0, 128.0) == pytest.approx(math.exp(-2 * math.pi * 2.0 / 128.0))
+    with pytest.raises(ValueError, match="need tr_s > 0 and a finite cutoff_s > 0; got 2.0, 0.0"):
+        ema_decay(2.0, 0.0)
+    t = np.arange(600) * TR
+    slow = 20.0 * np.cos(2 * np.pi * t / 512.0 + 0.5)  # drift, 4x slower than the cutoff
+    fast = 3.0 * np.sin(2 * np.pi * t / 12.0)  # the evoked band
+    highpass = ExponentialHighPass(TR, 128.0, 2)
+    out = np.stack([highpass.filter(np.array([s + f, 5.0])) for s, f in zip(slow, fast, strict=True)]
+    np.testing.assert_allclose(out[:, 1], 0.0, atol=1e-12)  # a constant level goes at once
+    assert out[0, 0] == 0.0
+    late = slice(100, None)  # past the start-up
+
+    def gain(period_s: float, amplitude: float) -> float:
+        """Amplitude of the output at a period, relative to the input's."""
+        basis = np.stack([np.cos(2 * np.pi * t / period_s), np.sin(2 * np.pi * t / period_s)], 1)
+        coef = np.linalg.lstsq(basis[late], out[late, 0], rcond=None)[0]
+        return float(np.hypot(*coef) / amplitude)
+
+    # A first-order high-pass at the cutoff: y_t = x_t - (1 - l) sum_k l^k x_(t-k), so
+    # H(w) = 1 - (1 - l) / (1 - l exp(-i w)) with w = 2 pi TR / period: 0.24 for the 512 s
+    # drift, 0.95 for the 12 s response.
+    lam = ema_decay(TR, 128.0)
+    for period, amplitude in ((512.0, 20.0), (12.0, 3.0)):
+        expected = abs(1 - (1 - lam) / (1 - lam * np.exp(-2j * np.pi * TR / period)))
+        assert gain(period, amplitude) == pytest.approx(expected, abs=0.01)
+    assert gain(512.0, 20.0) < 0.3 < 0.9 < gain(12.0, 3.0)
+
+
+def test_highpass_ema_runs_after_the_glm_and_can_be_switched_off() -> None:
+    data, signal, drift = drifting_run(n=200, n_voxels=30, seed=6)
+    errors = {}
+    for highpass in ("ema", "none"):
+        settings = PreprocessSettings(scaling="none", highpass=highpass)
+        pre = VolumePreprocessor(30, TR, settings)
+        values, _ = pre.process_run(data)
+        errors[highpass] = np.std(values[20:] - signal[20:])
+    assert errors["ema"] < 0.5 * errors["none"]
+    with pytest.raises(ValueError, match="highpass must be one of ema, none, got 'iir'"):
+        PreprocessSettings(highpass="iir")

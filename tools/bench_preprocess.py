@@ -239,16 +239,22 @@ def live_table(out: Path, figure_path: Path, reuse: bool = False) -> str:
         )
     live_figure(rows, figure_path)
     lines = [
-        "| run | data, preprocessing | latent r | / reference | censored volumes | bad trials |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| run | data, preprocessing | latent r | / reference | / clean preprocessed "
+        "| censored volumes | bad trials |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for how, name, summary, _, _ in rows:
         r = summary["decoding"]["latent_correlation"]
         reference = next(s for h, n, s, _, _ in rows if h == how and n == "clean, none")
         ratio = r / reference["decoding"]["latent_correlation"]
+        same = next(s for h, n, s, _, _ in rows if h == how and n == "clean, glm")
+        to_clean = (
+            "" if name.endswith("none") else f"{r / same['decoding']['latent_correlation']:.3f}"
+        )
         censored = sum(p.get("censored", 0) for p in summary.get("preprocess", {}).values())
         lines.append(
-            f"| {how} | {name} | {r:.3f} | {ratio:.3f} | {censored} | {summary['bad_trials']} |"
+            f"| {how} | {name} | {r:.3f} | {ratio:.3f} | {to_clean} | {censored} "
+            f"| {summary['bad_trials']} |"
         )
     return "\n".join(lines)
 

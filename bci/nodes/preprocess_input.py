@@ -101,10 +101,11 @@ class Preprocessing:
         }
         settings = config.preprocess
         log.info(
-            "preprocessing: %s, cutoff %g s, scaling %s, censoring at FD %g mm and intensity z "
-            "%g; motion streams: %s",
+            "preprocessing: %s, cutoff %g s, high-pass %s, scaling %s, censoring at FD %g mm "
+            "and intensity z %g; motion streams: %s",
             settings["method"],
             settings["cutoff_s"],
+            settings["highpass"],
             settings["scaling"],
             settings["fd_threshold_mm"],
             settings["intensity_z"],

@@ -8,7 +8,10 @@ For each run (:meth:`VolumePreprocessor.start_run`), every volume passed to
 2. **detrended** by a cumulative GLM (:mod:`bci.preprocess.glm`) on a constant, a linear term,
    the DCT cosines below the high-pass cutoff (:mod:`bci.preprocess.drift`) and, when the run has
    them, the six motion parameters: the volume minus the fit of the run so far;
-3. **scaled** by the run's running statistics (:mod:`bci.preprocess.scaling`).
+3. **high-passed** (``highpass = "ema"``, the default): the residual minus its run's local level,
+   an exponential moving average (:mod:`bci.preprocess.highpass`), for the drift the
+   whole-run fit misses at the newest volume;
+4. **scaled** by the run's running statistics (:mod:`bci.preprocess.scaling`).
 
 Only the run's past and present volumes are used, and the cost per volume is constant. With
 ``method = "none"`` volumes pass through as float32, unchanged and never censored.
@@ -26,6 +29,7 @@ from bci.preprocess.censor import REASONS, Censor
 from bci.preprocess.drift import DEFAULT_HORIZON_S, DriftBasis
 from bci.preprocess.framewise import framewise_displacement
 from bci.preprocess.glm import CumulativeGLM
+from bci.preprocess.highpass import ExponentialHighPass
 from bci.preprocess.scaling import RunningScaler
 from bci.preprocess.settings import PreprocessSettings
 
@@ -107,6 +111,10 @@ class VolumePreprocessor:
         penalty = [0.0] + [s.ridge] * (self._basis.n_regressors - 1)  # constant: never
         penalty += [0.0] * (N_MOTION if motion and s.motion_regressors else 0)
         self._glm = CumulativeGLM(penalty, self.n_voxels)
+        use_ema = s.highpass == "ema" and 0 < s.cutoff_s < float("inf")
+        self._highpass = (
+            ExponentialHighPass(self.tr_s, s.cutoff_s, self.n_voxels) if use_ema else None
+        )
         self._scaler = RunningScaler(s.scaling, self.n_voxels)
         if self._censor is None:
             self._censor = Censor(s.fd_threshold_mm, s.intensity_z)
@@ -164,6 +172,8 @@ class VolumePreprocessor:
         if m is not None and self._glm.n_regressors > x.size:
             x = np.concatenate([x, m])
         residual = self._glm.update(x, y, self._active(x.size))
+        if self._highpass is not None:
+            residual = self._highpass.filter(residual)
         values = self._scaler.scale(y, residual).astype(np.float32)
         return CleanVolume(values, False, None, fd)
 

@@ -5,7 +5,11 @@ key                       default     meaning
 ========================  ==========  ============================================================
 ``method``                ``"glm"``   ``"glm"``: detrend, scale and censor every volume;
                                       ``"none"``: volumes pass through untouched (no censoring)
-``cutoff_s``              ``128.0``   high-pass cutoff: DCT drift regressors with periods >= it
+``cutoff_s``              ``128.0``   high-pass cutoff: DCT drift regressors with periods >= it,
+                                      and the -3 dB period of the exponential high-pass
+``highpass``              ``"ema"``   ``"ema"``: then remove each volume's local level (an
+                                      exponential moving average, see :mod:`.highpass`);
+                                      ``"none"``: the cumulative GLM alone
 ``horizon_s``             ``0.0``     DCT horizon; 0: the run's scheduled length, else 512 s
 ``motion_regressors``     ``true``    add the six motion parameters to the GLM when supplied
 ``ridge``                 ``100.0``   ridge penalty on the drift terms (in volumes)
@@ -23,6 +27,7 @@ from typing import Any
 from bci.preprocess.scaling import SCALINGS
 
 METHODS = ("glm", "none")
+HIGHPASSES = ("ema", "none")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class PreprocessSettings:
 
     method: str = "glm"
     cutoff_s: float = 128.0
+    highpass: str = "ema"
     horizon_s: float = 0.0
     motion_regressors: bool = True
     ridge: float = 100.0
@@ -41,6 +47,10 @@ class PreprocessSettings:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.highpass not in HIGHPASSES:
+            raise ValueError(
+                f"highpass must be one of {', '.join(HIGHPASSES)}, got {self.highpass!r}"
+            )
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
         for name in ("cutoff_s", "horizon_s", "ridge", "fd_threshold_mm", "intensity_z"):
