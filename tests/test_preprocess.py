@@ -247,7 +247,8 @@ def test_exponential_highpass_is_a_first_order_filter_at_the_cutoff() -> None:
     slow = 20.0 * np.cos(2 * np.pi * t / 512.0 + 0.5)  # drift, 4x slower than the cutoff
     fast = 3.0 * np.sin(2 * np.pi * t / 12.0)  # the evoked band
     highpass = ExponentialHighPass(TR, 128.0, 2)
-    out = np.stack([highpass.filter(np.array([s + f, 5.0])) for s, f in zip(slow, fast, strict=True)]
+    pairs = zip(slow, fast, strict=True)
+    out = np.stack([highpass.filter(np.array([s + f, 5.0])) for s, f in pairs])
     np.testing.assert_allclose(out[:, 1], 0.0, atol=1e-12)  # a constant level goes at once
     assert out[0, 0] == 0.0
     late = slice(100, None)  # past the start-up
