@@ -16,6 +16,7 @@ from bci.preprocess import (
 from bci.preprocess.censor import MIN_JUMPS, Censor
 from bci.preprocess.drift import DriftBasis, n_cosines
 from bci.preprocess.glm import CumulativeGLM
+from bci.preprocess.global_signal import GlobalSignalRegression
 from bci.preprocess.highpass import ExponentialHighPass, ema_decay
 from bci.preprocess.scaling import RunningScaler
 
@@ -110,7 +111,10 @@ def drifting_run(n: int = 300, n_voxels: int = 50, seed: int = 0) -> tuple[np.nd
 
 def test_preprocessor_removes_drift_and_keeps_the_signal() -> None:
     data, signal, _ = drifting_run()
-    pre = VolumePreprocessor(data.shape[1], TR, PreprocessSettings(scaling="none", ridge=0.0))
+    # One signal time course in every voxel: the global signal step would take it for shared
+    # drift (test_global_signal_* covers that step).
+    settings = PreprocessSettings(scaling="none", ridge=0.0, global_signal=False)
+    pre = VolumePreprocessor(data.shape[1], TR, settings)
     pre.start_run(n_volumes=data.shape[0])
     clean = np.stack([pre.update(v).values for v in data])
     late = slice(100, None)  # once the drift cosines have joined the fit
@@ -280,3 +284,18 @@ def test_highpass_ema_runs_after_the_glm_and_can_be_switched_off() -> None:
     assert errors["ema"] < 0.5 * errors["none"]
     with pytest.raises(ValueError, match="highpass must be one of ema, none, got 'iir'"):
         PreprocessSettings(highpass="iir")
+
+
+def test_global_signal_regression_removes_a_shared_drift_and_keeps_the_rest() -> None:
+    rng = np.random.default_rng(8)
+    n, n_voxels = 150, 64
+    shared = np.cumsum(rng.normal(0, 1, n))  # one time course, each voxel its own weight
+    weights = rng.uniform(0.5, 2.0, n_voxels)
+    patterns = rng.normal(0, 1, (n, n_voxels))  # what tells volumes apart
+    patterns -= patterns.mean(axis=1, keepdims=True)
+    gsr = GlobalSignalRegression(n_voxels)
+    out = np.stack([gsr.remove(p + s * weights) for p, s in zip(patterns, shared, strict=True)])
+    late = slice(30, None)
+    assert np.std(out[late] - patterns[late]) < 0.1 * np.std(np.outer(shared, weights)[late])
+    assert np.corrcoef(out[late].ravel(), patterns[late].ravel())[0, 1] > 0.98
+    np.testing.assert_array_equal(GlobalSignalRegression(3).remove(np.zeros(3)), np.zeros(3))

@@ -231,6 +231,7 @@ class Preprocess(Table):
     method: str = Key("glm", one_of("glm", "none"))
     cutoff_s: float = Key(128.0, non_negative, at_most(100_000.0))
     highpass: str = Key("ema", one_of("ema", "none"))
+    global_signal: bool = Key(True)
     horizon_s: float = Key(0.0, non_negative, at_most(100_000.0))
     motion_regressors: bool = Key(True)
     ridge: float = Key(100.0, non_negative, at_most(1e12))

@@ -11,7 +11,10 @@ For each run (:meth:`VolumePreprocessor.start_run`), every volume passed to
 3. **high-passed** (``highpass = "ema"``, the default): the residual minus its run's local level,
    an exponential moving average (:mod:`bci.preprocess.highpass`), for the drift the
    whole-run fit misses at the newest volume;
-4. **scaled** by the run's running statistics (:mod:`bci.preprocess.scaling`).
+4. **freed of the global signal** (``global_signal``, on by default): each voxel's fit over the
+   run on the volumes' mean, for drift that every voxel shares
+   (:mod:`bci.preprocess.global_signal`);
+5. **scaled** by the run's running statistics (:mod:`bci.preprocess.scaling`).
 
 Only the run's past and present volumes are used, and the cost per volume is constant. With
 ``method = "none"`` volumes pass through as float32, unchanged and never censored.
@@ -29,6 +32,7 @@ from bci.preprocess.censor import REASONS, Censor
 from bci.preprocess.drift import DEFAULT_HORIZON_S, DriftBasis
 from bci.preprocess.framewise import framewise_displacement
 from bci.preprocess.glm import CumulativeGLM
+from bci.preprocess.global_signal import GlobalSignalRegression
 from bci.preprocess.highpass import ExponentialHighPass
 from bci.preprocess.scaling import RunningScaler
 from bci.preprocess.settings import PreprocessSettings
@@ -115,6 +119,7 @@ class VolumePreprocessor:
         self._highpass = (
             ExponentialHighPass(self.tr_s, s.cutoff_s, self.n_voxels) if use_ema else None
         )
+        self._global = GlobalSignalRegression(self.n_voxels) if s.global_signal else None
         self._scaler = RunningScaler(s.scaling, self.n_voxels)
         if self._censor is None:
             self._censor = Censor(s.fd_threshold_mm, s.intensity_z)
@@ -174,6 +179,8 @@ class VolumePreprocessor:
         residual = self._glm.update(x, y, self._active(x.size))
         if self._highpass is not None:
             residual = self._highpass.filter(residual)
+        if self._global is not None:
+            residual = self._global.remove(residual)
         values = self._scaler.scale(y, residual).astype(np.float32)
         return CleanVolume(values, False, None, fd)
 

@@ -11,6 +11,8 @@ key                       default     meaning
                                       exponential moving average, see :mod:`.highpass`);
                                       ``"none"``: the cumulative GLM alone
 ``horizon_s``             ``0.0``     DCT horizon; 0: the run's scheduled length, else 512 s
+``global_signal``         ``true``    then remove what every voxel shares (each voxel's fit on
+                                      the volumes' mean, see :mod:`.global_signal`)
 ``motion_regressors``     ``true``    add the six motion parameters to the GLM when supplied
 ``ridge``                 ``100.0``   ridge penalty on the drift terms (in volumes)
 ``scaling``               ``"zscore"`` ``"zscore"``, ``"psc"`` (percent signal change) or ``"none"``
@@ -37,6 +39,7 @@ class PreprocessSettings:
     method: str = "glm"
     cutoff_s: float = 128.0
     highpass: str = "ema"
+    global_signal: bool = True
     horizon_s: float = 0.0
     motion_regressors: bool = True
     ridge: float = 100.0
