@@ -8,6 +8,10 @@ drift
     Constant, linear and DCT drift regressors of a run, below the high-pass cutoff.
 glm
     The cumulative GLM: detrend each volume against the run so far, constant cost per volume.
+highpass
+    The exponential high-pass after the GLM: each volume minus its run's local level.
+global_signal
+    Global signal regression over the run so far: what every voxel shares.
 scaling
     Per-run scaling: running z-score or percent signal change.
 framewise
