@@ -54,8 +54,10 @@ A stream that stops. The scanner clock is read off the streams themselves (the n
 any participant stream or trigger): a participant whose newest volume is more than
 :data:`STOP_TRS` TRs of scanner time behind it is named in a warning, and its trial windows that
 the others have passed are given up (published bad, ``"stream stopped"``), so decode need not
-wait; it is taken back when it sends again. (When every stream stops at once, a window is given
-up ``[acquire] resolve_timeout_s`` after its end.)
+wait; it is taken back when it sends again. A stream is only stopped when it has also sent
+nothing for those TRs of wall time and its inlet is empty: one that is behind but still sending
+(a replay at ``--speed 0``, whose trigger stream can arrive before the volumes) is not. (When
+every stream stops at once, a window is given up ``[acquire] resolve_timeout_s`` after its end.)
 
 Out-of-order stamps. Volume inlets are not monotonised by liblsl (which would hide the problem):
 a stamp more than :data:`OUT_OF_ORDER_S` before the stream's previous one is counted
@@ -124,6 +126,8 @@ class Participant:
     """For ``events`` and ``broadband`` streams: turns them into spike counts per bin."""
     received: int = 0
     last_stamp: float = -math.inf
+    last_arrival: float = -math.inf
+    """LSL time of the last pull that brought volumes."""
     stopped: bool = False
     out_of_order: int = 0
 
@@ -328,14 +332,14 @@ class AcquireNode(Node):
         self._receive_markers(now)
         self._receive_triggers()
         responses = self.cutter.cut(now)
-        for subject in self._stopped_streams():
+        for subject in self._stopped_streams(now):
             responses += self.cutter.give_up(
                 subject, self.scanner_now - STOP_TRS * self.tr_wall, "stream stopped", now
             )
         for response in responses:
             self._publish(response)
 
-    def _stopped_streams(self) -> list[int]:
+    def _stopped_streams(self, now: float) -> list[int]:
         """Participants more than :data:`STOP_TRS` TRs behind the scanner clock (module doc)."""
         if not self.participants or not math.isfinite(self.scanner_now):
             return []
@@ -344,6 +348,8 @@ class AcquireNode(Node):
         for subject, p in self.participants.items():
             if p.last_stamp >= behind or p.reader is not None:
                 continue
+            if now - p.last_arrival < STOP_TRS * self.tr_wall or p.inlet.samples_available():
+                continue  # behind, but its volumes still come (a fast replay, a long tick)
             out.append(subject)
             if not p.stopped:
                 p.stopped = True
@@ -390,6 +396,7 @@ class AcquireNode(Node):
                     participant.stopped = False
                     self.log.info("stream %s sends again", participant.query.describe())
                 participant.last_stamp = max(participant.last_stamp, float(times.max()))
+                participant.last_arrival = now
                 self.scanner_now = max(self.scanner_now, participant.last_stamp)
                 self.count("volumes", int(times.size))
                 participant.received += int(times.size)
