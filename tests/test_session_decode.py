@@ -106,11 +106,12 @@ def test_confounds_are_censored_and_counted_and_decode_as_well_as_without(
     assert summary["bad_trials"] == sum(len(r["bad_trials"]) for r in summary["runs"])
     r, r_clean = (s["decoding"]["latent_correlation"] for s in (summary, clean_session))
     print(f"\nlatent r with confounds {r:.3f}, clean raw {r_clean:.3f}: {r / r_clean:.3f}")
-    # The goal (>= 0.95 of a clean scanner's latent r without preprocessing) is met on the demo
-    # (tools/bench_preprocess.py --live: 1.03 live and replayed). This short session (60
-    # calibration trials, 256 voxels, 20x real time) keeps less: 0.71-0.87 of the clean one in
-    # four runs (0.48-0.49 against 0.56-0.69), so it is held to a bound below that spread.
-    assert r > 0.3 and r >= 0.6 * r_clean
+    # The goal (>= 0.95 of the clean latent r) is met on the demo's SNR (0.1): 0.97 of the clean
+    # demo without preprocessing, 0.95 of it with (tools/bench_preprocess.py --live). This
+    # session's SNR is 1.0, where the high-pass also costs clean data (0.855 offline), and it
+    # kept 0.85-0.93 of the clean session without preprocessing in three runs (0.50-0.54
+    # against 0.54-0.63; 0.71-0.87 before the high-pass): held to a bound below that spread.
+    assert r > 0.4 and r >= 0.75 * r_clean
 
 
 def test_session_folder_has_latents_figures_and_logs(finished_session):
