@@ -216,6 +216,8 @@ def test_session_decodes_moving_volumes_through_the_bridge(tmp_path: Path, start
     assert summary["runs"][0]["censored_volumes"] == {"0": {"motion": 1}}
     decoding = summary["decoding"]
     assert decoding["n"] == N_TEST
-    assert decoding["latent_correlation"] > 0.3  # chance is 0; measured 0.53
+    # chance is 0; measured 0.32 and 0.35 on 8 test trials with the default high-pass (0.48
+    # without it: the phantom has no drift and a high SNR, where the high-pass costs most)
+    assert decoding["latent_correlation"] > 0.2
     assert decoding["identification_2way"] > 0.8  # chance is 0.5; measured 1.0
     assert node_processes(str(out)) == []
