@@ -11,6 +11,8 @@ package; this module runs it as a child process:
   the file), and kills it only if it does not exit in time; :meth:`LabRecorder.finish` only
   presses Enter. If our process dies, LabRecorder's stdin closes, which it takes as Enter: the
   file is closed properly all the same.
+* :meth:`LabRecorder.close_once_recorded` ends it within about a second instead: it watches the
+  file until every sample sent is on disk, then kills LabRecorder (see below).
 
 Measured here: LabRecorder starts collecting about a second after it starts; closing the file
 takes it up to 5 s; and the samples pushed in the last few tens of milliseconds before Enter
@@ -31,15 +33,21 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
+
+from bci.io.xdf_chunks import XdfScan, cut_incomplete_chunk
 
 log = logging.getLogger(__name__)
 
 STARTED = "Started data collection for stream "
 FOUND = "Found "
 NO_MATCH = "matched no stream!"
+PULL_S = 0.5
+"""LabRecorder pulls every stream every half second (``chunk_interval`` in its recording.h)."""
+FLUSH_BYTES = 2048
+"""A string sample this long makes LabRecorder write its buffer to disk (more than 1 KiB)."""
 
 
 def labrecorder_cli() -> Path:
@@ -193,6 +201,58 @@ class LabRecorder:
         except subprocess.TimeoutExpired:
             return False
         return True
+
+    def close_once_recorded(
+        self,
+        expected: Callable[[], dict[str, int]],
+        flush: Callable[[], None],
+        timeout_s: float = 3.0,
+    ) -> bool:
+        """End LabRecorder as soon as the file holds every sample sent; True if it did.
+
+        Parameters
+        ----------
+        expected : callable
+            The samples sent so far per stream name (the file must hold at least as many).
+        flush : callable
+            Pushes a sample of at least :data:`FLUSH_BYTES` onto a recorded stream (it is
+            counted in ``expected``), which makes LabRecorder write its buffer to disk; called
+            once, and again every :data:`PULL_S` while the file is short.
+        timeout_s : float
+            How long to watch the file; after that LabRecorder is left running (the caller
+            presses Enter with :meth:`finish`) and False is returned.
+        """
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return False
+        scan = XdfScan(self.path)
+        deadline = time.monotonic() + timeout_s
+        flush()
+        next_flush = time.monotonic() + PULL_S
+        short = expected()
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                on_disk = scan.update()
+            except (OSError, ValueError) as err:
+                log.warning("LabRecorder: cannot follow %s: %s", self.path.name, err)
+                return False
+            short = {n: c for n, c in expected().items() if on_disk.get(n, 0) < c}
+            if not short:
+                proc.kill()
+                proc.wait()
+                cut = cut_incomplete_chunk(self.path)
+                log.info(
+                    "LabRecorder ended: %s holds every sample sent%s",
+                    self.path.name,
+                    f" (a half-written chunk of {cut} bytes cut)" if cut else "",
+                )
+                return True
+            if time.monotonic() >= next_flush:
+                flush()
+                next_flush += PULL_S
+            time.sleep(0.02)
+        log.info("LabRecorder: %s short of %s after %g s", self.path.name, short, timeout_s)
+        return False
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """Press Enter (LabRecorder closes the file), wait, kill it if it hangs.

@@ -18,10 +18,13 @@ goes on with the bus log alone).
 
 At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
 the pipeline, then this node, then the sources: it handles what is still arriving
-(:attr:`drain_on_stop_ms`) and lets LabRecorder pull for :data:`LABRECORDER_PULL_S` before it
-closes the file, and keeps its own outlets open until LabRecorder has exited; the supervisor
-stops the sources only then. The session's recording report then checks that the file holds
-every sample that was sent.
+(:attr:`drain_on_stop_ms`), then watches the file until it holds every sample sent (its own
+streams' counts, and the sources' from their heartbeats) and ends LabRecorder at once
+(:meth:`bci.io.labrecorder.LabRecorder.close_once_recorded`: the ``recording_end`` entry on
+``bci-pipeline`` makes LabRecorder write its buffer out); only if the file does not get there
+within :data:`LABRECORDER_VERIFY_S` is LabRecorder told to close the file itself (up to 5 s).
+Its own outlets stay open until LabRecorder has exited; the supervisor stops the sources only
+then. The session's recording report then checks that the file holds every sample that was sent.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pylsl
 from bci.bus import Message
 from bci.bus.log import BusLogWriter
 from bci.io.labrecorder import LabRecorder
+from bci.lsl.counting_outlet import samples_sent
 from bci.lsl.streams import (
     find_streams,
     marker_query,
@@ -48,10 +52,13 @@ from bci.nodes.preprocess_input import find_motion_streams
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
+LABRECORDER_VERIFY_S = 3.0
+"""How long the node watches the file at the end for every sample sent (about 0.5 s is usual:
+LabRecorder pulls every half second)."""
 LABRECORDER_PULL_S = 1.0
-"""LabRecorder misses samples pushed less than about 0.4 s before it is told to close (measured
-in :mod:`bci.io.labrecorder`); at the end it is given this long after the bus has gone quiet
-(the sources are quiet already, their outlets still open)."""
+"""When the file does not get every sample in time: LabRecorder misses samples pushed less than
+about 0.4 s before it is told to close (measured in :mod:`bci.io.labrecorder`), so it is given
+this long more before Enter."""
 LABRECORDER_CLOSE_S = 6.0
 """How long the node waits, after Enter, for LabRecorder to close the file (it takes up to 5 s,
 see :mod:`bci.io.labrecorder`) before its own outlets go."""
@@ -78,6 +85,8 @@ class RecordNode(Node):
         self.outlets: PipelineOutlets | None = None
         self.recorder: LabRecorder | None = None
         self.xdf_path: Path | None = None
+        self.recorded: set[str] = set()
+        self.sources_sent: dict[str, dict[str, int]] = {}  # node -> stream -> samples
         self.optional = bool(self.config.record.optional)
         if not self.config.record.xdf:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
@@ -104,6 +113,7 @@ class RecordNode(Node):
             self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
         self.xdf_path = path
+        self.recorded = {i.name() for _, i in found} | set(samples_sent())
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
 
@@ -139,7 +149,10 @@ class RecordNode(Node):
         return found
 
     def handle(self, msg: Message) -> None:
-        if msg.topic.startswith("heartbeat.") or msg.topic == "control":
+        if msg.topic.startswith("heartbeat."):
+            self._note_sent(msg.meta)
+            return
+        if msg.topic == "control":
             return
         self.writer.write(msg)
         self.count("messages")
@@ -150,6 +163,23 @@ class RecordNode(Node):
                 if not self.counters.get("unstreamable"):
                     self.log.warning("record: %r message not streamed to LSL: %s", msg.topic, err)
                 self.count("unstreamable")
+
+    def _note_sent(self, meta: dict) -> None:
+        """Keep another node's samples sent per recorded stream (from its heartbeat)."""
+        node, sent = meta.get("node"), meta.get("lsl_sent")
+        if not isinstance(node, str) or node == self.name or not isinstance(sent, dict):
+            return
+        self.sources_sent[node] = {
+            k: v for k, v in sent.items() if k in self.recorded and type(v) is int and v >= 0
+        }
+
+    def expected(self) -> dict[str, int]:
+        """Samples sent per recorded stream: this node's own, and the others' last heartbeats."""
+        out = {k: v for k, v in samples_sent().items() if k in self.recorded}
+        for sent in self.sources_sent.values():
+            for name, n in sent.items():
+                out[name] = out.get(name, 0) + n
+        return out
 
     def tick(self) -> None:
         self.writer.maybe_flush()
@@ -178,6 +208,15 @@ class RecordNode(Node):
 
     def teardown(self) -> None:
         self.writer.close()
+        if self.recorder is not None and self.outlets is not None:
+            outlets = self.outlets
+            if self.recorder.close_once_recorded(
+                self.expected,
+                lambda: outlets.push_end(self.expected()),
+                timeout_s=LABRECORDER_VERIFY_S,
+            ):
+                self.outlets = None
+                return
         if self.recorder is not None:
             # Let LabRecorder pull the last samples (ours and the quiet sources'), then close.
             time.sleep(LABRECORDER_PULL_S)

@@ -58,12 +58,11 @@ STOP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quiet", SOURCES),
     ("stop", ()),
     ("stop", ("record",)),
-    ("stop", ("simulate", "replay")),
-    ("stop", ("display",)),
+    ("stop", SOURCES),
 )
-"""The end of a session: the sources go quiet (their outlets stay open), everything else stops
-(the empty stage), then the recorder (it gets the last samples of every open outlet), and the
-sources last, the simulator (which reads the display's markers) before the display."""
+"""The end of a session: the sources go quiet (their outlets stay open, their inlets on each
+other's streams close), everything else stops (the empty stage), then the recorder (it gets the
+last samples of every open outlet), and the sources last."""
 
 
 def _staged(name: str) -> bool:
@@ -90,6 +89,8 @@ class SessionResult:
     errors: list[str] = field(default_factory=list)
     nodes: dict[str, dict] = field(default_factory=dict)
     statuses: dict[str, dict] = field(default_factory=dict)
+    past_statuses: dict[str, list[dict]] = field(default_factory=dict)
+    """Per restarted node, the last heartbeat of each of its earlier runs."""
     duration_s: float = 0.0
 
 
@@ -189,6 +190,9 @@ class Supervisor:
             for n in self.nodes.values()
         }
         self.result.statuses = {n.name: n.status for n in self.nodes.values()}
+        self.result.past_statuses = {
+            n.name: list(n.past) for n in self.nodes.values() if getattr(n, "past", None)
+        }
         return self.result
 
     def _open_remote_host(self) -> bool:
@@ -252,15 +256,17 @@ class Supervisor:
             self._note_message(msg)
 
     def _wait_for_recorder(self) -> None:
-        """Wait while LabRecorder (started by the record node) closes the XDF file."""
+        """Wait while LabRecorder (started by the record node, by each run of it if it was
+        restarted) closes the XDF file."""
         record = self.nodes.get("record")
-        pid = record.status.get("labrecorder_pid") if record is not None else None
-        if not pid:
+        if record is None:
             return
+        runs = [*getattr(record, "past", []), record.status]
+        pids = {int(p) for s in runs if type(p := s.get("labrecorder_pid")) is int and p > 0}
         deadline = time.monotonic() + RECORDER_CLOSE_S
-        while process_alive(pid) and time.monotonic() < deadline:
+        while any(map(process_alive, pids)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if process_alive(pid):
+        for pid in filter(process_alive, pids):
             os.kill(pid, signal.SIGKILL)
             self.result.errors.append(
                 f"LabRecorder did not close the XDF file within {RECORDER_CLOSE_S:g} s; killed"
@@ -347,6 +353,8 @@ class Supervisor:
                     self.result.errors.append(what + (f": {detail}" if detail else ""))
                     node.restarts += 1
                     log.warning("%s; restarting it (%d/%d)", what, node.restarts, max_restarts)
+                    node.past.append(node.status)  # what it sent and wrote counts too
+                    node.status = {}
                     node.start()
                     continue
                 self._fail(what + (f": {detail}" if detail else ""))
