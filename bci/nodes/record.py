@@ -87,6 +87,8 @@ class RecordNode(Node):
         self.xdf_path: Path | None = None
         self.recorded: set[str] = set()
         self.sources_sent: dict[str, dict[str, int]] = {}  # node -> stream -> samples
+        self.sources_before: dict[str, dict[str, int]] = {}  # ... before this file began
+        self.recording_since = float("inf")  # wall time LabRecorder began collecting
         self.optional = bool(self.config.record.optional)
         if not self.config.record.xdf:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
@@ -113,6 +115,7 @@ class RecordNode(Node):
             self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
         self.xdf_path = path
+        self.recording_since = time.time()
         self.recorded = {i.name() for _, i in found} | set(samples_sent())
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
@@ -165,20 +168,29 @@ class RecordNode(Node):
                 self.count("unstreamable")
 
     def _note_sent(self, meta: dict) -> None:
-        """Keep another node's samples sent per recorded stream (from its heartbeat)."""
-        node, sent = meta.get("node"), meta.get("lsl_sent")
+        """Keep another node's samples sent per recorded stream (from its heartbeat).
+
+        Its first heartbeat from after LabRecorder began is what it had sent before this file:
+        a restarted record node's file holds only what came after (``recording-2.xdf``).
+        """
+        node, sent, when = meta.get("node"), meta.get("lsl_sent"), meta.get("time")
         if not isinstance(node, str) or node == self.name or not isinstance(sent, dict):
             return
-        self.sources_sent[node] = {
-            k: v for k, v in sent.items() if k in self.recorded and type(v) is int and v >= 0
-        }
+        counts = {k: v for k, v in sent.items() if k in self.recorded and type(v) is int and v >= 0}
+        if node not in self.sources_before:
+            if not isinstance(when, float) or when < self.recording_since:
+                return  # from before this file began (queued while the node set up)
+            self.sources_before[node] = counts
+        self.sources_sent[node] = counts
 
     def expected(self) -> dict[str, int]:
-        """Samples sent per recorded stream: this node's own, and the others' last heartbeats."""
+        """Samples sent per recorded stream since this file began: this node's own, and the
+        others' (their last heartbeat's counts less their first one's)."""
         out = {k: v for k, v in samples_sent().items() if k in self.recorded}
-        for sent in self.sources_sent.values():
+        for node, sent in self.sources_sent.items():
+            before = self.sources_before.get(node, {})
             for name, n in sent.items():
-                out[name] = out.get(name, 0) + n
+                out[name] = out.get(name, 0) + n - before.get(name, 0)
         return out
 
     def tick(self) -> None:

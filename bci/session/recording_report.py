@@ -88,8 +88,8 @@ def recording_report(
     -------
     (dict, list of str)
         ``{"file", "files", "streams": {name: {"sent", "recorded"}}, "samples_lost"}``, with
-        ``gaps`` (seconds between one file's last sample and the next one's first) when there
-        are several files; empty when XDF recording is off. And the one-line errors (an empty
+        ``gaps_s`` (seconds between one file's last sample and the next one's first, of the
+        densest stream) when there are several files; empty when XDF recording is off. And the one-line errors (an empty
         list when nothing was lost).
     """
     if not config.record.xdf:
@@ -139,8 +139,11 @@ def recording_report(
 
 
 def _gap(before: dict, after: dict) -> float:
-    """Seconds from the last sample of one file to the first of the next (0 if they overlap)."""
-    last = max((t for _, _, t in before.values() if math.isfinite(t)), default=math.nan)
-    first = min((t for _, t, _ in after.values() if math.isfinite(t)), default=math.nan)
-    gap = first - last
-    return max(gap, 0.0) if math.isfinite(gap) else 0.0
+    """Seconds between one file and the next: from the last sample in one to the first in the
+    next, of the stream with the most samples in both (the derived streams carry the stamps of
+    what they derive from, not of when they were pushed); 0 if they overlap."""
+    both = [n for n in before if n in after and before[n][0] and after[n][0]]
+    if not both:
+        return 0.0
+    densest = max(both, key=lambda n: before[n][0] + after[n][0])
+    return max(after[densest][1] - before[densest][2], 0.0)
