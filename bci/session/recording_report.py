@@ -89,8 +89,8 @@ def recording_report(
     (dict, list of str)
         ``{"file", "files", "streams": {name: {"sent", "recorded"}}, "samples_lost"}``, with
         ``gaps_s`` (seconds between one file's last sample and the next one's first, of the
-        densest stream) when there are several files; empty when XDF recording is off. And the one-line errors (an empty
-        list when nothing was lost).
+        stream that lost most) when there are several files; empty when XDF recording is off.
+        And the one-line errors (an empty list when nothing was lost).
     """
     if not config.record.xdf:
         return {}, []
@@ -119,7 +119,8 @@ def recording_report(
     report = {"file": names[0], "files": names, "streams": streams}
     where, why = names[0], ""
     if len(parts) > 1:
-        gaps = [_gap(a, b) for a, b in zip(parts, parts[1:], strict=False)]
+        lost = {n: c["sent"] - c["recorded"] for n, c in streams.items()}
+        gaps = [_gap(a, b, lost) for a, b in zip(parts, parts[1:], strict=False)]
         report["gaps_s"] = [round(g, 3) for g in gaps]
         where = " + ".join(names)
         why = (
@@ -138,12 +139,13 @@ def recording_report(
     return report, errors
 
 
-def _gap(before: dict, after: dict) -> float:
+def _gap(before: dict, after: dict, lost: dict[str, int]) -> float:
     """Seconds between one file and the next: from the last sample in one to the first in the
-    next, of the stream with the most samples in both (the derived streams carry the stamps of
-    what they derive from, not of when they were pushed); 0 if they overlap."""
+    next, of the stream that lost the most samples (of the stream with the most samples when
+    none did: the derived streams carry the stamps of what they derive from, not of when they
+    were pushed); 0 if they overlap."""
     both = [n for n in before if n in after and before[n][0] and after[n][0]]
     if not both:
         return 0.0
-    densest = max(both, key=lambda n: before[n][0] + after[n][0])
-    return max(after[densest][1] - before[densest][2], 0.0)
+    key = max(both, key=lambda n: (lost.get(n, 0), before[n][0] + after[n][0]))
+    return max(after[key][1] - before[key][2], 0.0)
