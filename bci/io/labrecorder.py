@@ -31,6 +31,8 @@ session therefore keeps every recorded outlet open until LabRecorder has exited
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -88,6 +90,32 @@ def started_streams(output: str) -> list[str]:
     return [part.split("\n", 1)[0].strip().removesuffix(".") for part in output.split(STARTED)[1:]]
 
 
+def hold_open(fifo: str | Path) -> int | None:
+    """Open a LabRecorder's input pipe (``stdin_fifo``) for writing; the fd, or None when it is
+    not a named pipe or nothing reads it (LabRecorder has gone). While the fd is open,
+    LabRecorder does not see its input end."""
+    try:
+        if not stat.S_ISFIFO(os.stat(fifo).st_mode):
+            return None
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def press_enter(fifo: str | Path) -> bool:
+    """Press Enter on a LabRecorder's input pipe: it closes its file; False if none reads it."""
+    fd = hold_open(fifo)
+    if fd is None:
+        return False
+    try:
+        os.write(fd, b"\n")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class LabRecorder:
     """One LabRecorder process recording some LSL streams into one XDF file.
 
@@ -99,6 +127,11 @@ class LabRecorder:
         Each stream as ``{"name": ..., "type": ..., "source_id": ...}`` (any of the keys).
     log_path : str | Path, optional
         Where LabRecorder's output goes (default: beside the XDF, ``.labrecorder.log``).
+    stdin_fifo : str | Path, optional
+        Give LabRecorder a named pipe made here as its input instead of an anonymous pipe: any
+        process that opens it for writing (:func:`hold_open`) keeps LabRecorder recording after
+        ours has died, and :func:`press_enter` ends it from any process. It still ends when
+        every writer has gone.
     """
 
     def __init__(
@@ -106,12 +139,15 @@ class LabRecorder:
         path: str | Path,
         streams: Sequence[dict[str, str]],
         log_path: str | Path | None = None,
+        stdin_fifo: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.streams = [dict(s) for s in streams]
         self.log_path = Path(log_path) if log_path else self.path.with_suffix(".labrecorder.log")
+        self.stdin_fifo = Path(stdin_fifo) if stdin_fifo else None
         self.proc: subprocess.Popen | None = None
         self.recording: list[str] = []
+        self._enter_fd: int | None = None
 
     def _output(self) -> list[str]:
         try:
@@ -146,10 +182,21 @@ class LabRecorder:
             raise RuntimeError("no LSL stream to record")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         args = [str(labrecorder_cli()), str(self.path), *map(predicate, self.streams)]
-        with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, text=True
-            )
+        stdin: int = subprocess.PIPE
+        if self.stdin_fifo is not None:
+            self.stdin_fifo.unlink(missing_ok=True)
+            os.mkfifo(self.stdin_fifo, 0o600)
+            stdin = os.open(self.stdin_fifo, os.O_RDONLY | os.O_NONBLOCK)
+            self._enter_fd = os.open(self.stdin_fifo, os.O_WRONLY)
+            os.set_blocking(stdin, True)  # LabRecorder reads it as a blocking stdin
+        try:
+            with open(self.log_path, "w") as out:
+                self.proc = subprocess.Popen(
+                    args, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, text=True
+                )
+        finally:
+            if self.stdin_fifo is not None:
+                os.close(stdin)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             lines = self._output()
@@ -181,7 +228,14 @@ class LabRecorder:
 
         It does not wait; :meth:`stop` waits, or whoever knows :attr:`pid` does.
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self._enter_fd is not None:
+            try:
+                os.write(self._enter_fd, b"\n")
+            except OSError:
+                pass
+            os.close(self._enter_fd)
+            self._enter_fd = None
+        elif self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.stdin.write("\n")
                 self.proc.stdin.flush()
@@ -240,6 +294,9 @@ class LabRecorder:
             if not short:
                 proc.kill()
                 proc.wait()
+                if self._enter_fd is not None:
+                    os.close(self._enter_fd)
+                    self._enter_fd = None
                 cut = cut_incomplete_chunk(self.path)
                 log.info(
                     "LabRecorder ended: %s holds every sample sent%s",

@@ -9,8 +9,11 @@ See :mod:`bci.io.streams` for what a :class:`Recording` holds, :mod:`bci.io.xdf`
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+
+import numpy as np
 
 from bci.io.mne_read import read_mne
 from bci.io.streams import RecordedStream, Recording, as_path
@@ -76,16 +79,45 @@ def read_recording_parts(path: str | Path) -> Recording:
     """Read a recording and its continuations (:func:`recording_parts`) as one recording.
 
     The streams of every part are listed in file order (a stream recorded in two parts is two
-    streams of the same name; :func:`bci.io.streams.merge_streams` makes them one), and so are
-    the skipped ones; ``path`` and ``info`` are the first part's.
+    streams of the same name; :func:`bci.io.streams.merge_streams` makes them one), without the
+    samples an earlier part holds already (a restarted record node's LabRecorder starts while
+    the old one still records: the stamps of a stream go on from the earlier part's last), and
+    so are the skipped ones; ``path`` and ``info`` are the first part's.
     """
     parts = [read_recording(p) for p in recording_parts(path)]
     first = parts[0]
     if len(parts) > 1:
         first.info["parts"] = ", ".join(p.path.name for p in parts)
+    streams: list[RecordedStream] = []
+    for part in parts:
+        last: dict[str, float] = {}
+        for s in streams:
+            if s.n_samples:
+                last[s.name] = max(last.get(s.name, -np.inf), float(s.time_stamps.max()))
+        streams += [_after(s, last.get(s.name, -np.inf)) for s in part.streams]
     return Recording(
         path=first.path,
-        streams=[s for part in parts for s in part.streams],
+        streams=[s for s in streams if s.n_samples or len(parts) == 1],
         skipped=[s for part in parts for s in part.skipped],
         info=first.info,
     )
+
+
+OVERLAP_TOLERANCE_S = 1e-5
+"""Stamps of one sample in two files differ by the files' clock-offset estimates (microseconds
+on one machine); a later file's sample this close to or before an earlier file's last is one
+that both recorded."""
+
+
+def _after(stream: RecordedStream, t: float) -> RecordedStream:
+    """``stream`` without the samples stamped at or before ``t`` (a restarted record node's file
+    begins with what the previous LabRecorder, still recording then, has too)."""
+    keep = stream.time_stamps > t + OVERLAP_TOLERANCE_S
+    if keep.all():
+        return stream
+    data = (
+        stream.data[keep]
+        if isinstance(stream.data, np.ndarray)
+        else [row for row, k in zip(stream.data, keep, strict=True) if k]
+    )
+    return dataclasses.replace(stream, time_stamps=stream.time_stamps[keep], data=data)

@@ -37,7 +37,7 @@ import pylsl
 
 from bci.bus import Message
 from bci.bus.log import BusLogWriter
-from bci.io.labrecorder import LabRecorder
+from bci.io.labrecorder import LabRecorder, press_enter
 from bci.lsl.counting_outlet import samples_sent
 from bci.lsl.streams import (
     find_streams,
@@ -59,6 +59,10 @@ LABRECORDER_PULL_S = 1.0
 """When the file does not get every sample in time: LabRecorder misses samples pushed less than
 about 0.4 s before it is told to close (measured in :mod:`bci.io.labrecorder`), so it is given
 this long more before Enter."""
+OVERLAP_S = 1.5
+"""A restarted node's LabRecorder and the one of the node that died both record this long (the
+old one stops at its next pull after Enter, without that pull; the new one's first sample came
+0.5 s after it announced collecting, measured), so that nothing falls between their files."""
 LABRECORDER_CLOSE_S = 6.0
 """How long the node waits, after Enter, for LabRecorder to close the file (it takes up to 5 s,
 see :mod:`bci.io.labrecorder`) before its own outlets go."""
@@ -89,6 +93,7 @@ class RecordNode(Node):
         self.sources_sent: dict[str, dict[str, int]] = {}  # node -> stream -> samples
         self.sources_before: dict[str, dict[str, int]] = {}  # ... before this file began
         self.recording_since = float("inf")  # wall time LabRecorder began collecting
+        self.end_earlier_at = float("inf")  # when to end earlier parts' LabRecorders
         self.optional = bool(self.config.record.optional)
         if not self.config.record.xdf:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
@@ -102,7 +107,10 @@ class RecordNode(Node):
         streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
         path = next_xdf_path(self.out)
         self.recorder = LabRecorder(
-            path, streams + self.outlets.streams, log_path=self.out / "logs" / "labrecorder.log"
+            path,
+            streams + self.outlets.streams,
+            log_path=self.out / "logs" / "labrecorder.log",
+            stdin_fifo=self._fifo(path),
         )
         try:
             names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
@@ -116,9 +124,37 @@ class RecordNode(Node):
             return
         self.xdf_path = path
         self.recording_since = time.time()
+        self.end_earlier_at = time.monotonic() + OVERLAP_S
         self.recorded = {i.name() for _, i in found} | set(samples_sent())
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
+
+    def _fifo(self, path: Path) -> Path | None:
+        """LabRecorder's input pipe for ``path``, in the session's private (0700) socket
+        directory (None when this node's bus is not ipc://, e.g. it runs on another machine).
+
+        The supervisor holds it open too, so a LabRecorder outlives this node if it dies: a
+        restarted record node starts its own, then ends the old one (:meth:`_end_earlier_parts`),
+        and nothing goes unrecorded in between.
+        """
+        endpoint = str(getattr(self.publisher, "endpoint", ""))
+        if not endpoint.startswith("ipc://"):
+            return None
+        return Path(endpoint[len("ipc://") :]).parent / f"{path.stem}.labrecorder-stdin"
+
+    def _end_earlier_parts(self, path: Path) -> None:
+        """Press Enter on the LabRecorders of earlier parts that still record (this node died and
+        was restarted): this one has collected for :data:`OVERLAP_S`, so they can close their
+        files."""
+        for k in range(1, int(path.stem.rsplit("-", 1)[-1]) if "-" in path.stem else 1):
+            earlier = XDF_NAME if k == 1 else f"{XDF_NAME}-{k}"
+            fifo = self._fifo(path.with_name(f"{earlier}.xdf"))
+            if fifo is not None and press_enter(fifo):
+                self.log.warning(
+                    "record: the LabRecorder of %s.xdf recorded on while this node restarted; "
+                    "it closes its file now",
+                    earlier,
+                )
 
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
         """The participants' streams (subject, info), the marker stream (-1, info) and the
@@ -195,6 +231,9 @@ class RecordNode(Node):
 
     def tick(self) -> None:
         self.writer.maybe_flush()
+        if time.monotonic() >= self.end_earlier_at and self.xdf_path is not None:
+            self.end_earlier_at = float("inf")
+            self._end_earlier_parts(self.xdf_path)
         recorder = self.recorder
         if recorder is not None and recorder.proc is not None and recorder.proc.poll() is not None:
             what = (
@@ -212,9 +251,11 @@ class RecordNode(Node):
         and the XDF file this node records into."""
         recorder = getattr(self, "recorder", None)  # heartbeats start before setup
         path = getattr(self, "xdf_path", None)
+        fifo = recorder.stdin_fifo if recorder else None
         return {
             **super().status(),
             "labrecorder_pid": recorder.pid if recorder else None,
+            "labrecorder_stdin": str(fifo) if fifo else None,
             "xdf": path.name if path else None,
         }
 

@@ -7,8 +7,9 @@ with the samples recorded. A stream with fewer samples in the file than were sen
 that is missing or cannot be read: each is an error of the session (unless ``[record] optional``).
 
 A record node that died and was restarted (``[session] restart``) records on into a new file,
-``recording-2.xdf``: the counts are over every file of the session and every run of every node,
-and a loss names the files and the time between them that no file holds.
+``recording-2.xdf``: the counts are over every file of the session and every run of every node
+(a sample both files hold, recorded while the old LabRecorder still ran, counts once), and a
+loss names the files and the time between them that no file holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyxdf
@@ -36,24 +38,63 @@ def samples_sent(
     return dict(sent)
 
 
-def samples_recorded(path: Path) -> dict[str, tuple[int, float, float]]:
-    """Per stream name in an XDF file: samples, first and last stamp (raw: no clock processing;
-    NaN stamps for a stream without samples)."""
+def samples_recorded(path: Path) -> dict[str, tuple[np.ndarray, Any]]:
+    """Per stream name in an XDF file: its raw stamps (no clock processing) and its samples
+    (streams of the same name concatenated)."""
     streams, _ = pyxdf.load_xdf(
         str(path),
         synchronize_clocks=False,
         handle_clock_resets=False,
         dejitter_timestamps=False,
     )
-    out: dict[str, tuple[int, float, float]] = {}
+    out: dict[str, tuple[np.ndarray, Any]] = {}
     for stream in streams:
         name = stream["info"]["name"][0]
         stamps = np.asarray(stream["time_stamps"], float)
-        n, first, last = out.get(name, (0, math.inf, -math.inf))
-        if stamps.size:
-            first, last = min(first, stamps.min()), max(last, stamps.max())
-        out[name] = (n + stamps.size, first, last)
-    return {k: (n, a if n else math.nan, b if n else math.nan) for k, (n, a, b) in out.items()}
+        data = stream["time_series"]
+        if name in out:
+            before, values = out[name]
+            stamps = np.concatenate([before, stamps])
+            data = (
+                np.concatenate([values, data])
+                if isinstance(data, np.ndarray) and isinstance(values, np.ndarray)
+                else [*values, *data]
+            )
+        out[name] = (stamps, data)
+    return out
+
+
+def _row(data: Any, i: int) -> Any:
+    return data[i].tobytes() if isinstance(data, np.ndarray) else tuple(data[i])
+
+
+def _new_samples(part: dict, earlier: dict) -> dict[str, int]:
+    """Per stream, the samples of ``part`` that no earlier file holds: while a restarted record
+    node's LabRecorder starts, the old one still records, and both files hold those samples
+    (the same raw stamp and values)."""
+    out = {}
+    for name, (stamps, data) in part.items():
+        prev = earlier.get(name)
+        if prev is None or not stamps.size or not prev[0].size:
+            out[name] = int(stamps.size)
+            continue
+        prev_stamps, prev_data = prev
+        known = {
+            (prev_stamps[i], _row(prev_data, i))
+            for i in np.flatnonzero(prev_stamps >= stamps.min())
+        }
+        again = sum(
+            (stamps[i], _row(data, i)) in known for i in np.flatnonzero(stamps <= prev_stamps.max())
+        )
+        out[name] = int(stamps.size) - again
+    return out
+
+
+def _span(part: dict) -> dict[str, tuple[int, float, float]]:
+    return {
+        n: (t.size, float(t.min()) if t.size else math.nan, float(t.max()) if t.size else math.nan)
+        for n, (t, _) in part.items()
+    }
 
 
 def recording_files(statuses: dict[str, dict], past: dict[str, list[dict]] | None) -> list[str]:
@@ -109,8 +150,21 @@ def recording_report(
                 f"{name} cannot be read: {detail}"
             ]
     recorded: Counter[str] = Counter()
+    earlier: dict = {}
     for part in parts:
-        recorded.update({stream: n for stream, (n, _, _) in part.items()})
+        recorded.update(_new_samples(part, earlier))
+        for name, (stamps, data) in part.items():
+            if name in earlier:
+                before, values = earlier[name]
+                merged = (
+                    np.concatenate([values, data])
+                    if isinstance(data, np.ndarray) and isinstance(values, np.ndarray)
+                    else [*values, *data]
+                )
+                earlier[name] = (np.concatenate([before, stamps]), merged)
+            else:
+                earlier[name] = (stamps, data)
+    spans = [_span(part) for part in parts]
     sent = samples_sent(statuses, past)
     streams = {
         stream: {"sent": sent.get(stream, 0), "recorded": recorded.get(stream, 0)}
@@ -120,7 +174,7 @@ def recording_report(
     where, why = names[0], ""
     if len(parts) > 1:
         lost = {n: c["sent"] - c["recorded"] for n, c in streams.items()}
-        gaps = [_gap(a, b, lost) for a, b in zip(parts, parts[1:], strict=False)]
+        gaps = [_gap(a, b, lost) for a, b in zip(spans, spans[1:], strict=False)]
         report["gaps_s"] = [round(g, 3) for g in gaps]
         where = " + ".join(names)
         why = (

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bci.bus import BusConfigError, Publisher, Subscriber
 from bci.config import SessionConfig
+from bci.io.labrecorder import hold_open
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 from bci.session.remote import (
@@ -137,6 +138,7 @@ class Supervisor:
         self.remote_host: RemoteHost | None = None
         self.result = SessionResult()
         self._signalled: str = ""
+        self._recorder_inputs: dict[str, int] = {}
 
     # -- signals -----------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -224,6 +226,8 @@ class Supervisor:
                 node.state = msg.meta.get("state", node.state)
                 node.status = msg.meta
                 node.last_beat = time.monotonic()
+                if node.name == "record":
+                    self._hold_recorder_input(msg.meta.get("labrecorder_stdin"))
             return None
         if msg.topic == "events" and msg.kind in ("schedule_done", "abort"):
             return msg.kind
@@ -255,9 +259,29 @@ class Supervisor:
         while (msg := watch.recv(timeout_ms=0)) is not None:
             self._note_message(msg)
 
+    def _hold_recorder_input(self, fifo: object) -> None:
+        """Hold LabRecorder's input pipe open (the record node reports it, in this session's
+        private socket directory), so that LabRecorder records on if the record node dies: a
+        restarted one ends it once its own LabRecorder collects, and the stop lets it go."""
+        if not isinstance(fifo, str) or fifo in self._recorder_inputs:
+            return
+        if Path(fifo).parent != self.bus.directory:
+            return
+        fd = hold_open(fifo)
+        if fd is not None:
+            self._recorder_inputs[fifo] = fd
+
+    def _release_recorder_inputs(self) -> None:
+        """Let go of LabRecorders' input pipes: one whose record node has died sees its input
+        end, which it takes as Enter, and closes its file."""
+        for fd in self._recorder_inputs.values():
+            os.close(fd)
+        self._recorder_inputs.clear()
+
     def _wait_for_recorder(self) -> None:
         """Wait while LabRecorder (started by the record node, by each run of it if it was
         restarted) closes the XDF file."""
+        self._release_recorder_inputs()
         record = self.nodes.get("record")
         if record is None:
             return
