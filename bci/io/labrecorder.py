@@ -10,7 +10,9 @@ package; this module runs it as a child process:
 * :meth:`LabRecorder.stop` presses Enter (LabRecorder then writes the stream footers and closes
   the file), and kills it only if it does not exit in time; :meth:`LabRecorder.finish` only
   presses Enter. If our process dies, LabRecorder's stdin closes, which it takes as Enter: the
-  file is closed properly all the same.
+  file is closed properly all the same (unless its input is a named pipe, ``stdin_fifo``, that
+  another process holds open: then it records on until :func:`press_enter` or until the last
+  holder has gone).
 * :meth:`LabRecorder.close_once_recorded` ends it within about a second instead: it watches the
   file until every sample sent is on disk, then kills LabRecorder (see below).
 
@@ -206,6 +208,7 @@ class LabRecorder:
                 detail = next((x for x in lines if NO_MATCH in x), "") or next(
                     (x for x in reversed(lines) if x.strip()), "no output"
                 )
+                self.finish()  # lets go of its input
                 raise RuntimeError(
                     f"LabRecorder exited with code {self.proc.returncode} before recording "
                     f"({detail.strip()})"

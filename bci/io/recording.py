@@ -103,16 +103,18 @@ def read_recording_parts(path: str | Path) -> Recording:
     )
 
 
-OVERLAP_TOLERANCE_S = 1e-5
-"""Stamps of one sample in two files differ by the files' clock-offset estimates (microseconds
-on one machine); a later file's sample this close to or before an earlier file's last is one
-that both recorded."""
+IRREGULAR_TOLERANCE_S = 1e-3
+"""The stamps of one sample in two files differ by the files' clock-offset estimates (tens of
+microseconds on one machine, measured): a later file's sample this close to an earlier file's
+last, or before it, is one both recorded. Half a sample period for a regular stream; this for an
+irregular one (markers come milliseconds apart or more)."""
 
 
 def _after(stream: RecordedStream, t: float) -> RecordedStream:
     """``stream`` without the samples stamped at or before ``t`` (a restarted record node's file
     begins with what the previous LabRecorder, still recording then, has too)."""
-    keep = stream.time_stamps > t + OVERLAP_TOLERANCE_S
+    rate = stream.nominal_srate
+    keep = stream.time_stamps > t + (0.5 / rate if rate > 0 else IRREGULAR_TOLERANCE_S)
     if keep.all():
         return stream
     data = (

@@ -10,11 +10,15 @@
   whole session: read it with pyxdf, MNE (:func:`bci.io.to_mne`) or replay it
   (``bci-session --replay``).
 
-LabRecorder runs in its own process, so recording never blocks the loop; if this node dies,
-LabRecorder sees its input close and finishes the file. A stream that does not appear in time is
-logged and left out. LabRecorder failing to start, or dying during the session, ends the session
-with a one-line error, unless ``[record] optional = true`` (then it is logged and the session
-goes on with the bus log alone).
+LabRecorder runs in its own process, so recording never blocks the loop. Its input is a named
+pipe that the supervisor holds open too (:meth:`RecordNode._fifo`): if this node dies, LabRecorder
+records on; a restarted record node records into ``recording-2.xdf`` and, once its LabRecorder
+has collected for :data:`OVERLAP_S`, presses Enter on the old one, which closes its file, so no
+sample falls between the two files; if the node is not restarted, the supervisor lets go of the
+pipe at the stop and LabRecorder, its input closed, finishes the file. A stream that does not
+appear in time is logged and left out. LabRecorder failing to start, or dying during the
+session, ends the session with a one-line error, unless ``[record] optional = true`` (then it is
+logged and the session goes on with the bus log alone).
 
 At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
 the pipeline, then this node, then the sources: it handles what is still arriving
