@@ -336,3 +336,13 @@ class Publisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def deliver_queued(linger_ms: int = 200) -> None:
+    """Let this process's queued messages go out (at most ``linger_ms``), then end its bus.
+
+    libzmq sends what a closed socket still holds from its own thread, and an interpreter that
+    exits normally waits for that; one that ends at once (:func:`bci.logs.flush_and_exit`) calls
+    this first, or a node's last messages and its final heartbeat could be lost.
+    """
+    zmq.Context.instance().destroy(linger=linger_ms)

@@ -10,7 +10,11 @@ package; this module runs it as a child process:
 * :meth:`LabRecorder.stop` presses Enter (LabRecorder then writes the stream footers and closes
   the file), and kills it only if it does not exit in time; :meth:`LabRecorder.finish` only
   presses Enter. If our process dies, LabRecorder's stdin closes, which it takes as Enter: the
-  file is closed properly all the same.
+  file is closed properly all the same (unless its input is a named pipe, ``stdin_fifo``, that
+  another process holds open: then it records on until :func:`press_enter` or until the last
+  holder has gone).
+* :meth:`LabRecorder.close_once_recorded` ends it within about a second instead: it watches the
+  file until every sample sent is on disk, then kills LabRecorder (see below).
 
 Measured here: LabRecorder starts collecting about a second after it starts; closing the file
 takes it up to 5 s; and the samples pushed in the last few tens of milliseconds before Enter
@@ -29,17 +33,25 @@ session therefore keeps every recorded outlet open until LabRecorder has exited
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
+
+from bci.io.xdf_chunks import XdfScan, cut_incomplete_chunk
 
 log = logging.getLogger(__name__)
 
 STARTED = "Started data collection for stream "
 FOUND = "Found "
 NO_MATCH = "matched no stream!"
+PULL_S = 0.5
+"""LabRecorder pulls every stream every half second (``chunk_interval`` in its recording.h)."""
+FLUSH_BYTES = 2048
+"""A string sample this long makes LabRecorder write its buffer to disk (more than 1 KiB)."""
 
 
 def labrecorder_cli() -> Path:
@@ -80,6 +92,32 @@ def started_streams(output: str) -> list[str]:
     return [part.split("\n", 1)[0].strip().removesuffix(".") for part in output.split(STARTED)[1:]]
 
 
+def hold_open(fifo: str | Path) -> int | None:
+    """Open a LabRecorder's input pipe (``stdin_fifo``) for writing; the fd, or None when it is
+    not a named pipe or nothing reads it (LabRecorder has gone). While the fd is open,
+    LabRecorder does not see its input end."""
+    try:
+        if not stat.S_ISFIFO(os.stat(fifo).st_mode):
+            return None
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def press_enter(fifo: str | Path) -> bool:
+    """Press Enter on a LabRecorder's input pipe: it closes its file; False if none reads it."""
+    fd = hold_open(fifo)
+    if fd is None:
+        return False
+    try:
+        os.write(fd, b"\n")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class LabRecorder:
     """One LabRecorder process recording some LSL streams into one XDF file.
 
@@ -91,6 +129,11 @@ class LabRecorder:
         Each stream as ``{"name": ..., "type": ..., "source_id": ...}`` (any of the keys).
     log_path : str | Path, optional
         Where LabRecorder's output goes (default: beside the XDF, ``.labrecorder.log``).
+    stdin_fifo : str | Path, optional
+        Give LabRecorder a named pipe made here as its input instead of an anonymous pipe: any
+        process that opens it for writing (:func:`hold_open`) keeps LabRecorder recording after
+        ours has died, and :func:`press_enter` ends it from any process. It still ends when
+        every writer has gone.
     """
 
     def __init__(
@@ -98,12 +141,15 @@ class LabRecorder:
         path: str | Path,
         streams: Sequence[dict[str, str]],
         log_path: str | Path | None = None,
+        stdin_fifo: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.streams = [dict(s) for s in streams]
         self.log_path = Path(log_path) if log_path else self.path.with_suffix(".labrecorder.log")
+        self.stdin_fifo = Path(stdin_fifo) if stdin_fifo else None
         self.proc: subprocess.Popen | None = None
         self.recording: list[str] = []
+        self._enter_fd: int | None = None
 
     def _output(self) -> list[str]:
         try:
@@ -138,10 +184,21 @@ class LabRecorder:
             raise RuntimeError("no LSL stream to record")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         args = [str(labrecorder_cli()), str(self.path), *map(predicate, self.streams)]
-        with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, text=True
-            )
+        stdin: int = subprocess.PIPE
+        if self.stdin_fifo is not None:
+            self.stdin_fifo.unlink(missing_ok=True)
+            os.mkfifo(self.stdin_fifo, 0o600)
+            stdin = os.open(self.stdin_fifo, os.O_RDONLY | os.O_NONBLOCK)
+            self._enter_fd = os.open(self.stdin_fifo, os.O_WRONLY)
+            os.set_blocking(stdin, True)  # LabRecorder reads it as a blocking stdin
+        try:
+            with open(self.log_path, "w") as out:
+                self.proc = subprocess.Popen(
+                    args, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, text=True
+                )
+        finally:
+            if self.stdin_fifo is not None:
+                os.close(stdin)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             lines = self._output()
@@ -151,6 +208,7 @@ class LabRecorder:
                 detail = next((x for x in lines if NO_MATCH in x), "") or next(
                     (x for x in reversed(lines) if x.strip()), "no output"
                 )
+                self.finish()  # lets go of its input
                 raise RuntimeError(
                     f"LabRecorder exited with code {self.proc.returncode} before recording "
                     f"({detail.strip()})"
@@ -173,7 +231,14 @@ class LabRecorder:
 
         It does not wait; :meth:`stop` waits, or whoever knows :attr:`pid` does.
         """
-        if self.proc is not None and self.proc.poll() is None:
+        if self._enter_fd is not None:
+            try:
+                os.write(self._enter_fd, b"\n")
+            except OSError:
+                pass
+            os.close(self._enter_fd)
+            self._enter_fd = None
+        elif self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.stdin.write("\n")
                 self.proc.stdin.flush()
@@ -193,6 +258,61 @@ class LabRecorder:
         except subprocess.TimeoutExpired:
             return False
         return True
+
+    def close_once_recorded(
+        self,
+        expected: Callable[[], dict[str, int]],
+        flush: Callable[[], None],
+        timeout_s: float = 3.0,
+    ) -> bool:
+        """End LabRecorder as soon as the file holds every sample sent; True if it did.
+
+        Parameters
+        ----------
+        expected : callable
+            The samples sent so far per stream name (the file must hold at least as many).
+        flush : callable
+            Pushes a sample of at least :data:`FLUSH_BYTES` onto a recorded stream (it is
+            counted in ``expected``), which makes LabRecorder write its buffer to disk; called
+            once, and again every :data:`PULL_S` while the file is short.
+        timeout_s : float
+            How long to watch the file; after that LabRecorder is left running (the caller
+            presses Enter with :meth:`finish`) and False is returned.
+        """
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return False
+        scan = XdfScan(self.path)
+        deadline = time.monotonic() + timeout_s
+        flush()
+        next_flush = time.monotonic() + PULL_S
+        short = expected()
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                on_disk = scan.update()
+            except (OSError, ValueError) as err:
+                log.warning("LabRecorder: cannot follow %s: %s", self.path.name, err)
+                return False
+            short = {n: c for n, c in expected().items() if on_disk.get(n, 0) < c}
+            if not short:
+                proc.kill()
+                proc.wait()
+                if self._enter_fd is not None:
+                    os.close(self._enter_fd)
+                    self._enter_fd = None
+                cut = cut_incomplete_chunk(self.path)
+                log.info(
+                    "LabRecorder ended: %s holds every sample sent%s",
+                    self.path.name,
+                    f" (a half-written chunk of {cut} bytes cut)" if cut else "",
+                )
+                return True
+            if time.monotonic() >= next_flush:
+                flush()
+                next_flush += PULL_S
+            time.sleep(0.02)
+        log.info("LabRecorder: %s short of %s after %g s", self.path.name, short, timeout_s)
+        return False
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """Press Enter (LabRecorder closes the file), wait, kill it if it hangs.

@@ -87,6 +87,15 @@ class Node:
     def tick(self) -> None:
         """Time-driven work, called after every receive (or receive timeout)."""
 
+    def quiet(self) -> None:
+        """The session is ending: stop reading LSL (close inlets), keep the outlets open.
+
+        Called once, on the supervisor's ``quiet`` (sent to the sources); after it the node gets
+        no more messages or ticks. The sources read each other's streams (the simulator the
+        display's markers, the display the simulator's triggers): an inlet still open when its
+        outlet goes logs liblsl's ``ERR| Stream transmission broke off``.
+        """
+
     def teardown(self) -> None:
         """Release resources and flush files; called once, also after an error."""
 

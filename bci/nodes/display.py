@@ -180,6 +180,11 @@ class DisplayNode(Node):
         super().start()
         self.start_time = local_clock()
 
+    def quiet(self) -> None:
+        """Close the trigger inlet before the simulator's outlet goes (see :meth:`Node.quiet`)."""
+        if self.triggers is not None:
+            self.triggers.close()
+
     def teardown(self) -> None:
         """Close the marker stream, the trigger inlet and the window."""
         self.outlet = None

@@ -5,7 +5,11 @@ them beside the participants' data and the display's markers):
 
 ``bci-pipeline`` (string, 1 channel, irregular)
     One JSON object per derived message: ``{"topic", "kind", "seq", "meta"}`` (responses,
-    latents, generations, fitness, events), stamped with the message's LSL time.
+    latents, generations, fitness, events), stamped with the message's LSL time; last, the
+    record node's ``{"topic": "record", "kind": "recording_end", "meta": {"samples_sent":
+    ...}}`` (samples sent per stream until then), padded with spaces to
+    :data:`~bci.io.labrecorder.FLUSH_BYTES` so that LabRecorder writes it, and everything before
+    it, to disk at once (one more follows every half second while the file is short).
 ``bci-latents`` (float32, ``latent_dim`` channels, irregular)
     Decoded latents (decode mode); each generation's latents and its best latent (evolve).
 ``bci-responses-NN`` (float32, one channel per voxel or unit, irregular)
@@ -30,6 +34,7 @@ import pylsl
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, GENERATIONS, LATENTS, RESPONSES
+from bci.io.labrecorder import FLUSH_BYTES
 from bci.lsl.streams import make_outlet
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,13 @@ class PipelineOutlets:
             if o is not None
         ] + [{"source_id": o.get_info().source_id()} for o, _ in self.responses.values()]
         self.skipped: dict[str, int] = {}
+
+    def push_end(self, samples_sent: Mapping[str, int]) -> None:
+        """Push the ``recording_end`` entry (see the module docstring), stamped now."""
+        entry = {"topic": "record", "kind": "recording_end", "seq": None}
+        entry["meta"] = {"samples_sent": dict(samples_sent)}
+        text = json.dumps(entry)
+        self.pipeline.push_sample([text.ljust(FLUSH_BYTES)], pylsl.local_clock())
 
     def push(self, msg: Message) -> None:
         """Push one bus message: its JSON entry, and its arrays on the stream they belong to."""

@@ -10,18 +10,25 @@
   whole session: read it with pyxdf, MNE (:func:`bci.io.to_mne`) or replay it
   (``bci-session --replay``).
 
-LabRecorder runs in its own process, so recording never blocks the loop; if this node dies,
-LabRecorder sees its input close and finishes the file. A stream that does not appear in time is
-logged and left out. LabRecorder failing to start, or dying during the session, ends the session
-with a one-line error, unless ``[record] optional = true`` (then it is logged and the session
-goes on with the bus log alone).
+LabRecorder runs in its own process, so recording never blocks the loop. Its input is a named
+pipe that the supervisor holds open too (:meth:`RecordNode._fifo`): if this node dies, LabRecorder
+records on; a restarted record node records into ``recording-2.xdf`` and, once its LabRecorder
+has collected for :data:`OVERLAP_S`, presses Enter on the old one, which closes its file, so no
+sample falls between the two files; if the node is not restarted, the supervisor lets go of the
+pipe at the stop and LabRecorder, its input closed, finishes the file. A stream that does not
+appear in time is logged and left out. LabRecorder failing to start, or dying during the
+session, ends the session with a one-line error, unless ``[record] optional = true`` (then it is
+logged and the session goes on with the bus log alone).
 
 At the end the supervisor quiets the sources (they stop pushing, their outlets stay open), stops
 the pipeline, then this node, then the sources: it handles what is still arriving
-(:attr:`drain_on_stop_ms`) and lets LabRecorder pull for :data:`LABRECORDER_PULL_S` before it
-closes the file, and keeps its own outlets open until LabRecorder has exited; the supervisor
-stops the sources only then. The session's recording report then checks that the file holds
-every sample that was sent.
+(:attr:`drain_on_stop_ms`), then watches the file until it holds every sample sent (its own
+streams' counts, and the sources' from their heartbeats) and ends LabRecorder at once
+(:meth:`bci.io.labrecorder.LabRecorder.close_once_recorded`: the ``recording_end`` entry on
+``bci-pipeline`` makes LabRecorder write its buffer out); only if the file does not get there
+within :data:`LABRECORDER_VERIFY_S` is LabRecorder told to close the file itself (up to 5 s).
+Its own outlets stay open until LabRecorder has exited; the supervisor stops the sources only
+then. The session's recording report then checks that the file holds every sample that was sent.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import pylsl
 
 from bci.bus import Message
 from bci.bus.log import BusLogWriter
-from bci.io.labrecorder import LabRecorder
+from bci.io.labrecorder import LabRecorder, press_enter
+from bci.lsl.counting_outlet import samples_sent
 from bci.lsl.streams import (
     find_streams,
     marker_query,
@@ -48,10 +56,17 @@ from bci.nodes.preprocess_input import find_motion_streams
 from bci.stimulus_set import load_stimulus_set
 
 XDF_NAME = "recording"
+LABRECORDER_VERIFY_S = 3.0
+"""How long the node watches the file at the end for every sample sent (about 0.5 s is usual:
+LabRecorder pulls every half second)."""
 LABRECORDER_PULL_S = 1.0
-"""LabRecorder misses samples pushed less than about 0.4 s before it is told to close (measured
-in :mod:`bci.io.labrecorder`); at the end it is given this long after the bus has gone quiet
-(the sources are quiet already, their outlets still open)."""
+"""When the file does not get every sample in time: LabRecorder misses samples pushed less than
+about 0.4 s before it is told to close (measured in :mod:`bci.io.labrecorder`), so it is given
+this long more before Enter."""
+OVERLAP_S = 1.5
+"""A restarted node's LabRecorder and the one of the node that died both record this long (the
+old one stops at its next pull after Enter, without that pull; the new one's first sample came
+0.5 s after it announced collecting, measured), so that nothing falls between their files."""
 LABRECORDER_CLOSE_S = 6.0
 """How long the node waits, after Enter, for LabRecorder to close the file (it takes up to 5 s,
 see :mod:`bci.io.labrecorder`) before its own outlets go."""
@@ -78,6 +93,11 @@ class RecordNode(Node):
         self.outlets: PipelineOutlets | None = None
         self.recorder: LabRecorder | None = None
         self.xdf_path: Path | None = None
+        self.recorded: set[str] = set()
+        self.sources_sent: dict[str, dict[str, int]] = {}  # node -> stream -> samples
+        self.sources_before: dict[str, dict[str, int]] = {}  # ... before this file began
+        self.recording_since = float("inf")  # wall time LabRecorder began collecting
+        self.end_earlier_at = float("inf")  # when to end earlier parts' LabRecorders
         self.optional = bool(self.config.record.optional)
         if not self.config.record.xdf:
             self.log.info("record: XDF recording is off ([record] xdf = false)")
@@ -91,7 +111,10 @@ class RecordNode(Node):
         streams = [{"name": i.name(), "source_id": i.source_id()} for _, i in found]
         path = next_xdf_path(self.out)
         self.recorder = LabRecorder(
-            path, streams + self.outlets.streams, log_path=self.out / "logs" / "labrecorder.log"
+            path,
+            streams + self.outlets.streams,
+            log_path=self.out / "logs" / "labrecorder.log",
+            stdin_fifo=self._fifo(path),
         )
         try:
             names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
@@ -104,8 +127,38 @@ class RecordNode(Node):
             self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
         self.xdf_path = path
+        self.recording_since = time.time()
+        self.end_earlier_at = time.monotonic() + OVERLAP_S
+        self.recorded = {i.name() for _, i in found} | set(samples_sent())
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
+
+    def _fifo(self, path: Path) -> Path | None:
+        """LabRecorder's input pipe for ``path``, in the session's private (0700) socket
+        directory (None when this node's bus is not ipc://, e.g. it runs on another machine).
+
+        The supervisor holds it open too, so a LabRecorder outlives this node if it dies: a
+        restarted record node starts its own, then ends the old one (:meth:`_end_earlier_parts`),
+        and nothing goes unrecorded in between.
+        """
+        endpoint = str(getattr(self.publisher, "endpoint", ""))
+        if not endpoint.startswith("ipc://"):
+            return None
+        return Path(endpoint[len("ipc://") :]).parent / f"{path.stem}.labrecorder-stdin"
+
+    def _end_earlier_parts(self, path: Path) -> None:
+        """Press Enter on the LabRecorders of earlier parts that still record (this node died and
+        was restarted): this one has collected for :data:`OVERLAP_S`, so they can close their
+        files."""
+        for k in range(1, int(path.stem.rsplit("-", 1)[-1]) if "-" in path.stem else 1):
+            earlier = XDF_NAME if k == 1 else f"{XDF_NAME}-{k}"
+            fifo = self._fifo(path.with_name(f"{earlier}.xdf"))
+            if fifo is not None and press_enter(fifo):
+                self.log.warning(
+                    "record: the LabRecorder of %s.xdf recorded on while this node restarted; "
+                    "it closes its file now",
+                    earlier,
+                )
 
     def _find_streams(self, timeout_s: float) -> list[tuple[int, pylsl.StreamInfo]]:
         """The participants' streams (subject, info), the marker stream (-1, info) and the
@@ -139,7 +192,10 @@ class RecordNode(Node):
         return found
 
     def handle(self, msg: Message) -> None:
-        if msg.topic.startswith("heartbeat.") or msg.topic == "control":
+        if msg.topic.startswith("heartbeat."):
+            self._note_sent(msg.meta)
+            return
+        if msg.topic == "control":
             return
         self.writer.write(msg)
         self.count("messages")
@@ -151,8 +207,37 @@ class RecordNode(Node):
                     self.log.warning("record: %r message not streamed to LSL: %s", msg.topic, err)
                 self.count("unstreamable")
 
+    def _note_sent(self, meta: dict) -> None:
+        """Keep another node's samples sent per recorded stream (from its heartbeat).
+
+        Its first heartbeat from after LabRecorder began is what it had sent before this file:
+        a restarted record node's file holds only what came after (``recording-2.xdf``).
+        """
+        node, sent, when = meta.get("node"), meta.get("lsl_sent"), meta.get("time")
+        if not isinstance(node, str) or node == self.name or not isinstance(sent, dict):
+            return
+        counts = {k: v for k, v in sent.items() if k in self.recorded and type(v) is int and v >= 0}
+        if node not in self.sources_before:
+            if not isinstance(when, float) or when < self.recording_since:
+                return  # from before this file began (queued while the node set up)
+            self.sources_before[node] = counts
+        self.sources_sent[node] = counts
+
+    def expected(self) -> dict[str, int]:
+        """Samples sent per recorded stream since this file began: this node's own, and the
+        others' (their last heartbeat's counts less their first one's)."""
+        out = {k: v for k, v in samples_sent().items() if k in self.recorded}
+        for node, sent in self.sources_sent.items():
+            before = self.sources_before.get(node, {})
+            for name, n in sent.items():
+                out[name] = out.get(name, 0) + n - before.get(name, 0)
+        return out
+
     def tick(self) -> None:
         self.writer.maybe_flush()
+        if time.monotonic() >= self.end_earlier_at and self.xdf_path is not None:
+            self.end_earlier_at = float("inf")
+            self._end_earlier_parts(self.xdf_path)
         recorder = self.recorder
         if recorder is not None and recorder.proc is not None and recorder.proc.poll() is not None:
             what = (
@@ -170,14 +255,25 @@ class RecordNode(Node):
         and the XDF file this node records into."""
         recorder = getattr(self, "recorder", None)  # heartbeats start before setup
         path = getattr(self, "xdf_path", None)
+        fifo = recorder.stdin_fifo if recorder else None
         return {
             **super().status(),
             "labrecorder_pid": recorder.pid if recorder else None,
+            "labrecorder_stdin": str(fifo) if fifo else None,
             "xdf": path.name if path else None,
         }
 
     def teardown(self) -> None:
         self.writer.close()
+        if self.recorder is not None and self.outlets is not None:
+            outlets = self.outlets
+            if self.recorder.close_once_recorded(
+                self.expected,
+                lambda: outlets.push_end(self.expected()),
+                timeout_s=LABRECORDER_VERIFY_S,
+            ):
+                self.outlets = None
+                return
         if self.recorder is not None:
             # Let LabRecorder pull the last samples (ours and the quiet sources'), then close.
             time.sleep(LABRECORDER_PULL_S)

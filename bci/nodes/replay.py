@@ -4,7 +4,9 @@
 acquire, decode or evolve, render and record run as they do live, on the replayed streams.
 
 * Set-up reads the recording (:func:`bci.io.read_recording`: XDF through pyxdf with clock
-  synchronisation, stamps within 1 ms of the recorded ones, or any file MNE reads), checks that
+  synchronisation, stamps within 1 ms of the recorded ones, or any file MNE reads) and its
+  continuations (``recording-2.xdf``, ... beside ``recording.xdf``: a restarted record node's or
+  a resumed session's; :func:`bci.io.recording.read_recording_parts`) as one, checks that
   every stream the session needs is in it (the participants' streams and the marker stream, by
   name / type / source_id as configured; a missing one is a one-line error; several recorded
   streams that match one query, e.g. a scanner bridge restarted for each run, are merged into
@@ -36,7 +38,7 @@ from pylsl import local_clock
 
 from bci.bus import Message
 from bci.bus.topics import EVENTS, FITNESS, LATENTS
-from bci.io.recording import read_recording
+from bci.io.recording import read_recording_parts
 from bci.io.streams import RecordedStream, Recording, merge_streams
 from bci.lsl.markers import decode_marker
 from bci.lsl.streams import (
@@ -101,7 +103,7 @@ class ReplayNode(Node):
         replay = self.config.replay
         path, self.speed = Path(replay.path), float(replay.speed)
         try:
-            recording = read_recording(path)
+            recording = read_recording_parts(path)
         except (OSError, ValueError) as err:
             raise NodeError(f"replay: {err}") from None
         participants = participant_queries(self.config)

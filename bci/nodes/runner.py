@@ -10,10 +10,10 @@ the validated config, the session folder, and the bus endpoint of every process.
 * skips, with a count (``skipped_<topic>``) and one warning, messages that lack a meta field the
   node needs (:attr:`~bci.nodes.base.Node.needs_meta`);
 * calls ``setup`` and then reports ``ready`` in its heartbeats (``heartbeat.<name>``);
-* runs ``start`` on the supervisor's ``control`` ``start`` message; on ``quiet`` stops handling
-  messages and calling ``tick`` (a source stops pushing but keeps its LSL outlets open, so the
-  recorder can pull their last samples); stops on ``stop``, SIGTERM, or when its parent (the
-  supervisor) has gone, so no node outlives a session;
+* runs ``start`` on the supervisor's ``control`` ``start`` message; on ``quiet`` calls ``quiet``
+  and stops handling messages and calling ``tick`` (a source stops pushing but keeps its LSL
+  outlets open, so the recorder can pull their last samples); stops on ``stop``, SIGTERM, or
+  when its parent (the supervisor) has gone, so no node outlives a session;
 * ignores SIGINT: on Ctrl-C the supervisor stops the nodes in order.
 
 Exit codes: 0 after a clean stop, 1 after a :class:`~bci.nodes.base.NodeError` or an LSL
@@ -137,8 +137,9 @@ def run_node(
             command = _control_command(control, name)
             if command == "start" and not node.started:
                 node.start()
-            elif command == "quiet":
+            elif command == "quiet" and not quiet:
                 quiet = True  # a source goes silent but keeps its LSL outlets open
+                node.quiet()
             elif command == "stop":
                 _drain(node, subscriber)
                 break

@@ -374,6 +374,10 @@ class SimulateNode(Node):
             self.log.info("run %d done: %d volumes", run, n)
             self.run = None
 
+    def quiet(self) -> None:
+        """Close the marker inlet before the display's outlet goes (see :meth:`Node.quiet`)."""
+        self.markers = None
+
     def teardown(self) -> None:
         self.outlets = []  # liblsl withdraws a stream when its outlet is destroyed
         self.trigger_outlet = None

@@ -267,6 +267,10 @@ class SimulateUnitsNode(Node):
                 raise NodeError(f"simulate: {err} ([simulate] rate_hz)") from None
         return CountsOutput(name, stream_type, source_id, sim.n_units, sim.rate_hz)
 
+    def quiet(self) -> None:
+        """Close the marker inlet before the display's outlet goes (see :meth:`Node.quiet`)."""
+        self.markers = None
+
     def teardown(self) -> None:
         output = getattr(self, "output", None)
         if output is not None:

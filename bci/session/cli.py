@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bci.config import ConfigError, SessionConfig
-from bci.logs import add_verbosity_argument, setup_logging
+from bci.logs import add_verbosity_argument, flush_and_exit, setup_logging
 from bci.session.config import MODES, load_config, resumed_config, with_replay
 
 MAX_DURATION_S = 86400.0
@@ -175,7 +175,11 @@ def check_model_file(config: SessionConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``bci-session``; returns the process exit code."""
+    """Entry point of ``bci-session``; returns the process exit code.
+
+    Run as the program (``argv`` None), it ends the process once a session's summary is
+    written (:func:`bci.logs.flush_and_exit`), without the interpreter's slow teardown.
+    """
     args = parse_args(argv)
     setup_logging(args.verbose)
     try:
@@ -199,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     from bci.bus import BusConfigError
+    from bci.bus.publisher import deliver_queued
     from bci.session.run import run_session
 
     try:
@@ -212,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     for error in summary["errors"]:
         print(f"error: {error}", file=sys.stderr)
+    if argv is None:  # the program itself (not a call from Python): its files are written
+        deliver_queued()
+        flush_and_exit(int(summary["exit_code"]))
     return int(summary["exit_code"])
 
 

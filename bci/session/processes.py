@@ -34,6 +34,8 @@ class NodeProcess:
     restarts: int = 0
     last_beat: float = 0.0
     status: dict = field(default_factory=dict)
+    past: list[dict] = field(default_factory=list)
+    """The last heartbeat of each earlier run of a restarted node."""
     exit_code: int | None = None
     _log: IO[bytes] | None = None
 

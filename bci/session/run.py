@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from pathlib import Path
 
 from bci.config import SessionConfig
@@ -93,10 +95,27 @@ def replay_sample_counts(statuses: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+REPORTS = {"decode": "bci.session.decode_report", "evolve": "bci.session.evolve_report"}
+
+
+def _import_quietly(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # the report imports it again and says why
+        pass
+
+
 def run_session(config: SessionConfig, out: Path, duration_s: float = 0.0) -> dict:
-    """Run one session in ``out``; return the summary (also written to ``summary.json``)."""
+    """Run one session in ``out``; return the summary (also written to ``summary.json``).
+
+    The mode's report (torch, matplotlib: about 2 s to import) is imported in the background
+    while the session runs, so that the summary follows a Ctrl-C within the 5 s promised.
+    """
     mode = config.session.mode
+    preload = threading.Thread(target=_import_quietly, args=(REPORTS[mode],), daemon=True)
+    preload.start()
     result = Supervisor(config, out, duration_s).run()
+    preload.join()
     report: dict = {}
     try:
         if mode == "decode":
@@ -124,7 +143,7 @@ def run_session(config: SessionConfig, out: Path, duration_s: float = 0.0) -> di
         log.exception("building the %s report failed", mode)
         result.errors.append(f"report failed: {type(err).__name__}: {err}")
         result.exit_code = result.exit_code or 1
-    recording, lost = recording_report(out, config, result.statuses)
+    recording, lost = recording_report(out, config, result.statuses, result.past_statuses)
     if recording:
         report["recording"] = recording
     for error in lost:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bci.bus import BusConfigError, Publisher, Subscriber
 from bci.config import SessionConfig
+from bci.io.labrecorder import hold_open
 from bci.session.endpoints import session_endpoints
 from bci.session.processes import NodeProcess, process_alive, stop_all
 from bci.session.remote import (
@@ -58,12 +59,11 @@ STOP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quiet", SOURCES),
     ("stop", ()),
     ("stop", ("record",)),
-    ("stop", ("simulate", "replay")),
-    ("stop", ("display",)),
+    ("stop", SOURCES),
 )
-"""The end of a session: the sources go quiet (their outlets stay open), everything else stops
-(the empty stage), then the recorder (it gets the last samples of every open outlet), and the
-sources last, the simulator (which reads the display's markers) before the display."""
+"""The end of a session: the sources go quiet (their outlets stay open, their inlets on each
+other's streams close), everything else stops (the empty stage), then the recorder (it gets the
+last samples of every open outlet), and the sources last."""
 
 
 def _staged(name: str) -> bool:
@@ -90,6 +90,8 @@ class SessionResult:
     errors: list[str] = field(default_factory=list)
     nodes: dict[str, dict] = field(default_factory=dict)
     statuses: dict[str, dict] = field(default_factory=dict)
+    past_statuses: dict[str, list[dict]] = field(default_factory=dict)
+    """Per restarted node, the last heartbeat of each of its earlier runs."""
     duration_s: float = 0.0
 
 
@@ -136,6 +138,7 @@ class Supervisor:
         self.remote_host: RemoteHost | None = None
         self.result = SessionResult()
         self._signalled: str = ""
+        self._recorder_inputs: dict[str, int] = {}
 
     # -- signals -----------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -189,6 +192,9 @@ class Supervisor:
             for n in self.nodes.values()
         }
         self.result.statuses = {n.name: n.status for n in self.nodes.values()}
+        self.result.past_statuses = {
+            n.name: list(n.past) for n in self.nodes.values() if getattr(n, "past", None)
+        }
         return self.result
 
     def _open_remote_host(self) -> bool:
@@ -220,6 +226,8 @@ class Supervisor:
                 node.state = msg.meta.get("state", node.state)
                 node.status = msg.meta
                 node.last_beat = time.monotonic()
+                if node.name == "record":
+                    self._hold_recorder_input(msg.meta.get("labrecorder_stdin"))
             return None
         if msg.topic == "events" and msg.kind in ("schedule_done", "abort"):
             return msg.kind
@@ -251,16 +259,38 @@ class Supervisor:
         while (msg := watch.recv(timeout_ms=0)) is not None:
             self._note_message(msg)
 
-    def _wait_for_recorder(self) -> None:
-        """Wait while LabRecorder (started by the record node) closes the XDF file."""
-        record = self.nodes.get("record")
-        pid = record.status.get("labrecorder_pid") if record is not None else None
-        if not pid:
+    def _hold_recorder_input(self, fifo: object) -> None:
+        """Hold LabRecorder's input pipe open (the record node reports it, in this session's
+        private socket directory), so that LabRecorder records on if the record node dies: a
+        restarted one ends it once its own LabRecorder collects, and the stop lets it go."""
+        if not isinstance(fifo, str) or fifo in self._recorder_inputs:
             return
+        if Path(fifo).parent != self.bus.directory:
+            return
+        fd = hold_open(fifo)
+        if fd is not None:
+            self._recorder_inputs[fifo] = fd
+
+    def _release_recorder_inputs(self) -> None:
+        """Let go of LabRecorders' input pipes: one whose record node has died sees its input
+        end, which it takes as Enter, and closes its file."""
+        for fd in self._recorder_inputs.values():
+            os.close(fd)
+        self._recorder_inputs.clear()
+
+    def _wait_for_recorder(self) -> None:
+        """Wait while LabRecorder (started by the record node, by each run of it if it was
+        restarted) closes the XDF file."""
+        self._release_recorder_inputs()
+        record = self.nodes.get("record")
+        if record is None:
+            return
+        runs = [*getattr(record, "past", []), record.status]
+        pids = {int(p) for s in runs if type(p := s.get("labrecorder_pid")) is int and p > 0}
         deadline = time.monotonic() + RECORDER_CLOSE_S
-        while process_alive(pid) and time.monotonic() < deadline:
+        while any(map(process_alive, pids)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if process_alive(pid):
+        for pid in filter(process_alive, pids):
             os.kill(pid, signal.SIGKILL)
             self.result.errors.append(
                 f"LabRecorder did not close the XDF file within {RECORDER_CLOSE_S:g} s; killed"
@@ -347,6 +377,8 @@ class Supervisor:
                     self.result.errors.append(what + (f": {detail}" if detail else ""))
                     node.restarts += 1
                     log.warning("%s; restarting it (%d/%d)", what, node.restarts, max_restarts)
+                    node.past.append(node.status)  # what it sent and wrote counts too
+                    node.status = {}
                     node.start()
                     continue
                 self._fail(what + (f": {detail}" if detail else ""))
