@@ -142,6 +142,16 @@ class LabRecorder:
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, text=True
             )
+        try:
+            return self._wait_started(timeout_s)
+        except BaseException:  # interrupted (a SIGTERM as a session fails to start): it would
+            proc = self.proc  # record on, its sources gone, and never exit
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+
+    def _wait_started(self, timeout_s: float) -> list[str]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             lines = self._output()

@@ -26,6 +26,7 @@ every sample that was sent.
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -93,6 +94,8 @@ class RecordNode(Node):
         self.recorder = LabRecorder(
             path, streams + self.outlets.streams, log_path=self.out / "logs" / "labrecorder.log"
         )
+        # A SIGTERM now (the session failing to start) ends the start, and LabRecorder with it.
+        signal.signal(signal.SIGTERM, _stopped_while_starting)
         try:
             names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
         except (OSError, RuntimeError) as err:
@@ -103,6 +106,8 @@ class RecordNode(Node):
                 ) from None
             self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the runner's, until set-up is done
         self.xdf_path = path
         self.count("xdf_streams", len(names))
         self.log.info("record: %d LSL streams into %s", len(names), path.name)
@@ -194,3 +199,7 @@ class RecordNode(Node):
 
 
 NODE = RecordNode
+
+
+def _stopped_while_starting(*_: object) -> None:
+    raise NodeError("record: stopped while LabRecorder was starting")
