@@ -406,3 +406,28 @@ def test_subscriber_survives_an_error_decode_did_not_foresee(monkeypatch) -> Non
         pub.publish("events")
         assert sub.recv(timeout_ms=200) is None
         assert sub.stats.rejected == {"decode_error": 1}
+
+
+def test_render_skips_a_bad_latent_and_renders_the_rest_of_its_batch(tmp_path) -> None:
+    from bci.nodes.render import RenderNode
+
+    stimuli = {"path": str(REPO / "stimuli" / "demo-faces")}
+    config = validate_config({"stimuli": stimuli, "generator": {"device": "cpu"}})
+    with (
+        Publisher("inproc://render-batch", name="render") as pub,
+        Subscriber("inproc://render-batch", ["images.display"]) as sub,
+    ):
+        node = RenderNode(config, tmp_path, pub)
+        node.setup()
+        assert pub.wait_for_subscribers("images.display")
+        dim = node.stimuli.latent_dim
+        for trial, latent in enumerate(
+            [np.zeros(dim, np.float32), np.zeros(dim + 1, np.float32), np.ones(dim, np.float32)]
+        ):
+            node.handle(Message("latents", "latent", arrays=[latent], meta={"trial": trial}))
+        node.tick()  # one batch of three; the second cannot be rendered (a whole batch was lost)
+        assert node.counters["bad_latents"] == 1 and node.counters["rendered"] == 2
+        time.sleep(0.2)
+        newest = sub.recv(timeout_ms=2000)  # images.display is LATEST: the newest frame only
+        assert newest is not None and newest.meta["trial"] == 2
+        assert sub.stats.received["images.display"] == 2  # trials 0 and 2 were sent
