@@ -61,3 +61,9 @@ def test_a_long_name_is_refused_and_a_short_unicode_one_is_taken():
         decode_marker(encode_marker("stimulus", trial=0, stimulus="x" * 257))
     marker = decode_marker(encode_marker("stimulus", trial=0, stimulus="żółw 😀", phase="test"))
     assert marker["stimulus"] == "żółw 😀"
+
+
+def test_a_bridge_trigger_numbered_by_date_and_time_is_taken():
+    # a console may name its volume files by date and time; the bridge sends that number
+    marker = decode_marker(encode_marker("trigger", volume=20261202031500))
+    assert marker["volume"] == 20261202031500

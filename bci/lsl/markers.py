@@ -28,7 +28,9 @@ def encode_marker(event: str, **fields: Any) -> str:
 
 MAX_MARKER_CHARS = 4096
 """Longest marker string :func:`decode_marker` reads (ours are well under 200 characters)."""
-MAX_INDEX = 2**31 - 1
+MAX_INDEX = 2**53 - 1
+"""Largest index a marker may carry (exact in JSON and in msgpack; a console may number its
+volume files with a date and time)."""
 MAX_NAME_CHARS = 256
 INDEX_FIELDS = ("trial", "run", "trials", "volume", "volumes")
 """Fields that, when present, are whole numbers in ``[0, MAX_INDEX]``."""
