@@ -106,8 +106,6 @@ TOLERANCE_TR = 0.05
 """Window boundary tolerance, as a fraction of a TR (see :mod:`bci.nodes.trial_cutter`)."""
 STOP_TRS = 2.0
 """A participant stream this many TRs (scanner time) behind the others has stopped."""
-MAX_BIN_RATE_HZ = 1e6
-"""Most bins per second a binned spike-count stream may declare (its rate makes the rates)."""
 OUT_OF_ORDER_S = 1e-3
 """A stamp this much (LSL seconds) before its stream's previous one is out of order."""
 VOLUME_PROCESSING = pylsl.proc_clocksync
@@ -241,13 +239,11 @@ class AcquireNode(Node):
                 self.count("participants_left_out")
                 continue
             rate = info.nominal_srate()
-            if not fmri and not 0 < rate <= MAX_BIN_RATE_HZ:  # NaN and inf made NaN fitness
+            if not fmri and rate <= 0:
                 self.log.error(
-                    "stream %s has a nominal rate of %g Hz; binned spike counts need one in "
-                    "(0, %g]; subject %d is left out",
+                    "stream %s has no nominal rate; binned spike counts need one; subject %d "
+                    "is left out",
                     query.describe(),
-                    rate,
-                    MAX_BIN_RATE_HZ,
                     query.subject,
                 )
                 self.count("participants_left_out")
