@@ -62,6 +62,18 @@ def test_the_message_that_killed_every_node_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
+    "meta", [{b"trial": 1}, {"runs": [{"a": {b"k": 1}}]}, {"x": [[[{b"": None}]]]}]
+)
+def test_meta_with_a_bytes_key_at_any_depth_is_rejected(meta) -> None:
+    # msgpack's strict_map_key lets bytes keys through; the record node's bus log (JSON) could
+    # not write them, and it died
+    with pytest.raises(BusMessageError) as err:
+        decode([b"events", msgpack.packb({**msgpack.unpackb(_header()), "meta": meta})])
+    assert err.value.reason == "bad_field" and "meta has a bytes key" in str(err.value)
+    assert decode([b"events", _header(meta={"runs": [{"a": {"k": [1, {"b": 2}]}}]})]).meta
+
+
+@pytest.mark.parametrize(
     "topic", [b"../../x", b"a/b", b"a\x00b", b".hidden", b"x" * 65, b"", "żółw".encode()]
 )
 def test_topics_outside_the_charset_are_rejected(topic: bytes) -> None:
@@ -95,7 +107,12 @@ _HEADER = st.fixed_dictionaries(
         "lsl_time": st.one_of(st.floats(), _VALUE),
         "wall_time": st.one_of(st.floats(), _VALUE),
         "arrays": st.one_of(st.lists(st.one_of(_SPEC, _VALUE), max_size=3), _VALUE),
-        "meta": st.one_of(st.dictionaries(st.text(max_size=5), _VALUE, max_size=4), _VALUE),
+        "meta": st.one_of(
+            st.dictionaries(
+                st.one_of(st.text(max_size=5), st.binary(max_size=3)), _VALUE, max_size=4
+            ),
+            _VALUE,
+        ),
     },
     optional={"src": st.one_of(st.text(max_size=10), _VALUE)},
 )
@@ -232,9 +249,12 @@ def test_record_keeps_topics_inside_its_folder_and_its_heartbeat_bounded(attacke
     escape = encode(Message("events", arrays=arrays, source="attacker"))
     for bad in (b"../../escaped", b"sub/dir", b"nul\x00byte"):
         attacker.send_multipart([bad, *escape[1:]])
+    # a bytes key in meta: its bus log line could not be written, and the node died
+    attacker.send_multipart([b"events", _header(meta={b"trial": 1})])
     _probes[0] += 1
     beat = _probe(node, attacker, _probes[0])
     received = beat["bus"]["received"]
+    assert received["rejected"]["bad_field"] >= 1
     assert len(received["received"]) <= MAX_COUNTED_TOPICS
     assert received["other_topics"] > 0
     assert received["rejected"]["bad_topic"] >= 3
@@ -386,3 +406,28 @@ def test_subscriber_survives_an_error_decode_did_not_foresee(monkeypatch) -> Non
         pub.publish("events")
         assert sub.recv(timeout_ms=200) is None
         assert sub.stats.rejected == {"decode_error": 1}
+
+
+def test_render_skips_a_bad_latent_and_renders_the_rest_of_its_batch(tmp_path) -> None:
+    from bci.nodes.render import RenderNode
+
+    stimuli = {"path": str(REPO / "stimuli" / "demo-faces")}
+    config = validate_config({"stimuli": stimuli, "generator": {"device": "cpu"}})
+    with (
+        Publisher("inproc://render-batch", name="render") as pub,
+        Subscriber("inproc://render-batch", ["images.display"]) as sub,
+    ):
+        node = RenderNode(config, tmp_path, pub)
+        node.setup()
+        assert pub.wait_for_subscribers("images.display")
+        dim = node.stimuli.latent_dim
+        for trial, latent in enumerate(
+            [np.zeros(dim, np.float32), np.zeros(dim + 1, np.float32), np.ones(dim, np.float32)]
+        ):
+            node.handle(Message("latents", "latent", arrays=[latent], meta={"trial": trial}))
+        node.tick()  # one batch of three; the second cannot be rendered (a whole batch was lost)
+        assert node.counters["bad_latents"] == 1 and node.counters["rendered"] == 2
+        time.sleep(0.2)
+        newest = sub.recv(timeout_ms=2000)  # images.display is LATEST: the newest frame only
+        assert newest is not None and newest.meta["trial"] == 2
+        assert sub.stats.received["images.display"] == 2  # trials 0 and 2 were sent

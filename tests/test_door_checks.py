@@ -7,6 +7,7 @@ where the bad input pointed.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -113,3 +114,114 @@ def test_bci_train_refuses_a_malicious_pickle_in_one_line(tmp_path):
         "only numpy arrays, lists and tuples are allowed"
     )
     assert not marker.exists() and not (tmp_path / "m.npz").exists()
+
+
+# -- files and folders that were tracebacks ------------------------------------------------------
+def _evolve_session(folder):
+    from bci.session.config import load_config
+
+    (folder / "evolve").mkdir(parents=True)
+    config = load_config(REPO / "configs" / "demo-evolve.toml")
+    (folder / "session.json").write_text(json.dumps({"config": config.to_dict()}))
+    return folder
+
+
+def test_bci_session_refuses_a_session_folder_it_cannot_make(tmp_path):
+    config = write_config(tmp_path / "s.toml")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for out, why in ((tmp_path / "taken", "File exists"), (tmp_path / "taken" / "x", "Not a")):
+        done = run_session(config, out, timeout=60)
+        assert done.returncode == 2
+        assert _one_line(done.stderr).startswith(
+            f"bci-session: cannot make the session folder {out}: {why}"
+        )
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def test_bci_session_refuses_configs_that_are_not_text_or_nest_too_deeply(tmp_path):
+    binary, deep = tmp_path / "binary.toml", tmp_path / "deep.toml"
+    binary.write_bytes(b"\xff\xfe[session]\n")
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    for config, why in ((binary, "'utf-8' codec can't decode byte 0xff"), (deep, "nested too")):
+        done = run_session(config, tmp_path / "out", timeout=60)
+        assert done.returncode == 2
+        assert _one_line(done.stderr).startswith(f"bci-session: {config}: not valid TOML ({why}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bci_session_refuses_to_resume_a_damaged_session_folder(tmp_path):
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "session.json").write_text('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    done = run_session(None, deep, mode="evolve", resume=True, timeout=60)
+    assert done.returncode == 2
+    assert _one_line(done.stderr).startswith(
+        f"bci-session: cannot resume {deep}: no readable session.json (maximum recursion depth"
+    )
+    # a damaged checkpoint was taken for "no generation yet": every node started, and the evolve
+    # node failed on it
+    damaged = _evolve_session(tmp_path / "damaged")
+    (damaged / "evolve" / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a zip file")
+    done = run_session(None, damaged, mode="evolve", resume=True, timeout=60)
+    assert done.returncode == 2
+    assert _one_line(done.stderr) == (
+        f"bci-session: cannot resume {damaged}: {damaged}/evolve/checkpoint.npz is not a "
+        "readable evolve checkpoint: File is not a zip file"
+    )
+    assert sorted(p.name for p in damaged.iterdir()) == ["evolve", "session.json"]
+
+
+# -- model files whose arrays do not fit together -------------------------------------------------
+def _model_variant(path, good, arrays=None, meta=None, drop=()):
+    from bci.archive import json_entry, read_json_entry, read_npz, write_npz
+
+    entries = read_npz(good)
+    doc = read_json_entry(entries, "__model__")
+    entries.update(arrays or {})
+    doc.update(meta or {})
+    for key in drop:
+        entries.pop(key, None)
+        doc.pop(key, None)
+    entries["__model__"] = json_entry(doc)
+    return write_npz(path, entries)
+
+
+@pytest.fixture(scope="module")
+def good_model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    responses = [rng.standard_normal((20, 12)), rng.standard_normal((20, 10))]
+    model = fit_decoding_model(responses, rng.standard_normal((20, 4)), alphas=(1.0,))
+    return model.save(tmp_path_factory.mktemp("good") / "model.npz")
+
+
+WRONG_MODELS = {  # each loaded (or raised KeyError / TypeError) and broke the first trial
+    "coef": ({"arrays": {"ridge/coef_": np.zeros((4, 7))}}, "matmul: Input operand 1 has a"),
+    "mean": ({"arrays": {"feature_mean": np.zeros((1, 5))}}, "operands could not be broadcast"),
+    "std": ({"arrays": {"feature_std": np.zeros(12)}}, "X contains NaN or inf"),
+    "text": ({"arrays": {"ridge/intercept_": np.array(["a"] * 4)}}, "ufunc 'add' did not"),
+    "voxels": ({"meta": {"n_voxels": [13, 10]}}, "subject 0: expected 12 voxels, got 13"),
+    "huge": ({"meta": {"n_voxels": [10**30, 10]}}, "n_voxels [1000000000000000000000000000000"),
+    "params": ({"meta": {"ridge_params": [1, 2]}}, "ridge_params [1, 2] is not a map"),
+    "missing": ({"drop": ["feature_mean"]}, "'feature_mean'"),
+}
+
+
+@pytest.mark.parametrize("name", WRONG_MODELS)
+def test_a_model_whose_arrays_do_not_fit_together_is_refused_at_load(tmp_path, good_model, name):
+    change, why = WRONG_MODELS[name]
+    path = _model_variant(tmp_path / f"{name}.npz", good_model, **change)
+    with pytest.raises(ValueError) as err:
+        load_decoding_model(path)
+    assert str(err.value).startswith(f"{path} is not a usable decoding model ({why}"), err.value
+    assert load_decoding_model(good_model).latent_dim == 4
+
+
+def test_bci_session_refuses_a_model_whose_arrays_do_not_fit_together(tmp_path, good_model):
+    path = _model_variant(tmp_path / "coef.npz", good_model, arrays={"ridge/coef_": np.zeros(3)})
+    config = write_config(tmp_path / "s.toml", model={"path": str(path)})
+    done = run_session(config, tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    assert _one_line(done.stderr).startswith(
+        f"bci-session: [model] {path} is not a usable decoding model (matmul:"
+    )
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -183,11 +183,16 @@ def test_unusable_streams_are_skipped_with_a_reason(tmp_path, monkeypatch):
     streams.append(
         XdfStream("nochan", "EEG", "float32", 10.0, t[:0], np.zeros((0, 0)), channel_count=0)
     )
+    # a header declaring 10**12 channels, no sample: its default labels filled the memory
+    streams.append(
+        XdfStream("vast", "EEG", "float32", 10.0, t[:0], np.zeros((0, 0)), channel_count=10**12)
+    )
     rec = read_recording(write_xdf(tmp_path / "bad.xdf", streams))
     assert rec.names == ["amp", "counter", "marks"]
     reasons = {what.split("'")[1]: why for what, why in rec.skipped}
     assert reasons["half"].startswith("channel format 'float16' is not understood")
     assert reasons["nochan"] == "it has no channels"
+    assert reasons["vast"] == "it declares 1000000000000 channels (at most 2097152)"
 
 
 def test_stream_lookup_names_the_available_streams(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 import uuid
 
@@ -110,3 +113,33 @@ def test_labrecorder_ends_once_every_sample_is_on_disk(tmp_path):
     assert all(m.strip() == "end" for m in markers[30:])
     streams, _ = pyxdf.load_xdf(str(tmp_path / "r.xdf"))  # pyxdf reads it without footers
     assert sorted(len(s["time_stamps"]) for s in streams) == sorted(sent.values())
+
+
+def test_a_sigterm_while_it_starts_ends_labrecorder_too(tmp_path):
+    """A session failing to start SIGTERMs the record node while LabRecorder starts: the node
+    died at once and LabRecorder, recording on with its sources gone, never exited."""
+    from bci.nodes.base import NodeError
+    from bci.nodes.record import _stopped_while_starting
+
+    name = f"lr-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 2, 100, "float32", name))
+    recorder = LabRecorder(tmp_path / "r.xdf", [{"name": name}])
+    pids = []
+
+    def sigterm() -> None:
+        pids.append(recorder.pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, _stopped_while_starting)
+    timer = threading.Timer(0.3, sigterm)  # LabRecorder takes about a second to start
+    try:
+        timer.start()
+        with pytest.raises(NodeError, match="record: stopped while LabRecorder was starting"):
+            recorder.start(timeout_s=20)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert pids[0] is not None and recorder.proc.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+    del outlet

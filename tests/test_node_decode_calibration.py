@@ -81,6 +81,16 @@ def _next_event(node: NodeProcess, kinds: set[str], timeout_s: float):
     return None
 
 
+def _counter(node: NodeProcess, key: str, timeout_s: float = 5.0) -> int | None:
+    """``key`` in the node's next heartbeat's counters."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = node.sub.recv(timeout_ms=100)
+        if msg is not None and msg.topic == f"heartbeat.{node.name}":
+            return msg.meta["counters"].get(key)
+    return None
+
+
 def test_fit_with_the_complete_trials_when_the_calibration_run_ends(tmp_path, stimuli):
     """Trial 3 misses subject 1 (a stream that stopped, a restarted acquire) and trial 5 is
     NaN for subject 1: the model is fitted on the other 6 once the run ended; then a late
@@ -97,6 +107,13 @@ def test_fit_with_the_complete_trials_when_the_calibration_run_ends(tmp_path, st
                     acquire.response(trial, 1, np.zeros(N_VOXELS, np.float32), bad="NaN in 3 of 32")
                     continue
                 acquire.response(trial, subject, data[subject, trial])
+        # a stimulus that is not in the set, and patterns of another width: the fit (and the
+        # report) broke on them
+        for subject in range(2):
+            meta = {"trial": N_TRAIN + 5, "subject": subject, "stimulus": "nope", "phase": "train"}
+            acquire.peer.publish("responses", [data[subject, 0]], kind="response", meta=meta)
+            meta = {**meta, "trial": N_TRAIN + 6, "stimulus": str(acquire.ids[N_TRAIN + 6])}
+            acquire.peer.publish("responses", [np.ones(5, np.float32)], kind="response", meta=meta)
         fitting = _next_event(node, {"model_fitting"}, 3.0)
         assert fitting is None, "fitted before the run ended"  # trial 3 is still awaited
         acquire.event("run_end", run=0, triggers=0)
@@ -112,6 +129,11 @@ def test_fit_with_the_complete_trials_when_the_calibration_run_ends(tmp_path, st
         acquire.response(N_TRAIN, 1, data[1, N_TRAIN], phase="test")
         assert node.recv(timeout_s=1.0, topic="latents") is None  # not decoded a second time
         assert "trial 8 subject 1 came after the trial was decoded; not used" in node.log()
+        assert (
+            "decode: trial 13 subject 0: stimulus 'nope' is not in the stimulus set; skipped "
+            "(further ones are only counted)"
+        ) in node.log()
+        assert _counter(node, "unusable_responses") == 4
     finally:
         code = node.stop()
         acquire.peer.close()

@@ -420,6 +420,13 @@ def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
     order = list(range(25))
     order[14], order[15], order[18], order[19] = 15, 14, 19, 18
     text = encode_marker("stimulus", trial=0, stimulus="face-0000", phase="test")
+    # markers that killed acquire (int(inf); a trial or a run's volumes msgpack cannot send)
+    for hostile in (
+        '{"event":"stimulus","trial":Infinity,"stimulus":"s","phase":"test"}',
+        f'{{"event":"stimulus","trial":{10**30},"stimulus":"s","phase":"test"}}',
+        f'{{"event":"run","run":0,"phase":"test","volumes":{10**30},"tr_s":2.0}}',
+    ):
+        scanner.markers.push_sample([hostile], t0 + 0.3)
     scanner.markers.push_sample([text], t0 + 0.55)
     outlet = scanner.outlets[name]
     for k, v in enumerate(order):
@@ -428,7 +435,9 @@ def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
     msgs = collect(acq, 1, timeout_s=10.0)
     assert [m.meta["bad"] for m in msgs] == [None], acq.log()
     np.testing.assert_allclose(msgs[0].arrays[0], data[8:10].mean(0), rtol=1e-5)
-    assert _counters(acq, "out_of_order_stamps", 2).get("out_of_order_stamps") == 2, acq.log()
+    counters = _counters(acq, "out_of_order_stamps", 2)
+    assert counters.get("out_of_order_stamps") == 2, acq.log()
+    assert counters.get("foreign_markers") == 3 and counters.get("markers") == 1, counters
     warnings = [line for line in acq.log().splitlines() if "out of order" in line]
     assert len(warnings) == 1, acq.log()
     assert f"stream name='{name}' type='fMRI': time stamps out of order (1 so far" in warnings[0]

@@ -3,6 +3,7 @@ the clock offset estimate and the config tables."""
 
 from __future__ import annotations
 
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from bci.bus import Publisher, Subscriber
+from bci.bus import BusConfigError, Publisher, Subscriber
 from bci.bus.curve import authorized_keys, client_keys, create_keys, server_keys
 from bci.bus.join_protocol import ask, request_socket, unpack
 from bci.nodes.clock_offset import ClockOffset
@@ -51,6 +52,13 @@ def test_keys_folders_hold_what_each_machine_needs(tmp_path):
     assert not (tmp_path / "keys" / "gpu" / "server.key_secret").exists()
     create_keys(tmp_path / "keys", ["later"])  # adding a machine keeps the session's keys
     assert server_keys(tmp_path / "keys") == server
+    # secret keys are the owner's alone (they were 0644 under the usual umask)
+    secrets = sorted((tmp_path / "keys").rglob("*.key_secret"))
+    assert len(secrets) == 4 and {stat.S_IMODE(p.stat().st_mode) for p in secrets} == {0o600}
+    # a bad machine name writes nothing (the server keys were made first)
+    with pytest.raises(BusConfigError, match=r"machine name '\.\./x' cannot name a folder"):
+        create_keys(tmp_path / "new", ["ok", "../x"])
+    assert not (tmp_path / "new").exists()
 
 
 def test_door_admits_authorised_keys_refuses_others_and_relays_curve_traffic(tmp_path, caplog):

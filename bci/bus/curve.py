@@ -47,20 +47,23 @@ def create_keys(directory: Path, machines: list[str]) -> list[Path]:
     list of Path
         The per-machine folders to copy.
     """
+    for machine in machines:  # before anything is written
+        if not machine or "/" in machine or machine.startswith("."):
+            raise BusConfigError(f"machine name {machine!r} cannot name a folder")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     if not (directory / "server.key_secret").is_file():
-        zmq.auth.create_certificates(directory, "server")
+        _, secret = zmq.auth.create_certificates(directory, "server")
+        Path(secret).chmod(0o600)  # pyzmq leaves it to the umask; it is copied around
     server_public = (directory / "server.key").read_text()
     folders = []
     for machine in machines:
-        if not machine or "/" in machine or machine.startswith("."):
-            raise BusConfigError(f"machine name {machine!r} cannot name a folder")
         folder = directory / machine
         folder.mkdir(exist_ok=True)
         folder.chmod(0o700)
-        public, _ = zmq.auth.create_certificates(folder, "client")
+        public, secret = zmq.auth.create_certificates(folder, "client")
+        Path(secret).chmod(0o600)
         (folder / "server.key").write_text(server_public)
         (directory / AUTHORIZED).mkdir(exist_ok=True)
         (directory / AUTHORIZED / f"{machine}.key").write_text(Path(public).read_text())

@@ -300,6 +300,25 @@ def _check_fields(header: dict) -> None:
         raise BusMessageError("bad_field", f"negative seq {header['seq']}")
 
 
+def _check_keys(meta: dict) -> None:
+    """Raise ``bad_field`` unless every map in ``meta``, at any depth, has string keys only.
+
+    msgpack lets bytes keys through ``strict_map_key``; a node's lookups would miss them and the
+    bus log (JSON) cannot write them. Iterative: nesting is as deep as msgpack allows.
+    """
+    stack: list[Any] = [meta]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            for key, value in node.items():
+                if type(key) is not str:
+                    raise BusMessageError("bad_field", f"meta has a {type(key).__name__} key")
+                if type(value) in (dict, list):
+                    stack.append(value)
+        else:  # a list
+            stack.extend(v for v in node if type(v) in (dict, list))
+
+
 def decode(
     frames: Sequence[Any],
     *,
@@ -362,6 +381,8 @@ def decode(
         lsl_time = None if lsl_time is None else float(lsl_time)
     if len(kind) > MAX_KIND_LENGTH:
         raise BusMessageError("bad_field", f"kind of {len(kind)} characters")
+    if meta:
+        _check_keys(meta)
     if not math.isfinite(wall_time) or (lsl_time is not None and not math.isfinite(lsl_time)):
         raise BusMessageError("bad_field", f"non-finite time (wall {wall_time}, lsl {lsl_time})")
     if len(specs) != len(views) - 2:

@@ -157,7 +157,31 @@ def load_decoding_model(path: str | Path) -> DecodingModel:
         check_finite(arrays)  # a NaN weight would decode every trial to NaN
     except ValueError as err:
         raise ValueError(f"{path} {err}") from None
-    decoder = RidgeDecoder(**meta["ridge_params"])
+    try:
+        model = _model_from(arrays, meta, path)
+        _dry_run(model)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a usable decoding model ({first})") from None
+    return model
+
+
+MAX_VOXELS = 2**20
+"""Most voxels per subject a model file may declare (a whole brain at 2 mm has ~230 000)."""
+
+
+def _model_from(arrays: dict[str, np.ndarray], meta: dict, path: Path) -> DecodingModel:
+    n_voxels = meta["n_voxels"]
+    if not (
+        isinstance(n_voxels, list)
+        and n_voxels
+        and all(type(n) is int and 0 < n <= MAX_VOXELS for n in n_voxels)
+    ):
+        raise ValueError(f"n_voxels {str(n_voxels)[:40]} is not a list of voxel counts")
+    params = meta["ridge_params"]
+    if not isinstance(params, dict):
+        raise ValueError(f"ridge_params {str(params)[:40]} is not a map")
+    decoder = RidgeDecoder(**params)
     for attr in _RIDGE_ATTRS:
         if f"ridge/{attr}" in arrays:
             setattr(decoder, attr, arrays[f"ridge/{attr}"])
@@ -170,9 +194,23 @@ def load_decoding_model(path: str | Path) -> DecodingModel:
         decoder,
         arrays["feature_mean"],
         arrays["feature_std"],
-        [int(n) for n in meta["n_voxels"]],
+        n_voxels,
         meta.get("meta", {}),
     )
+
+
+def _dry_run(model: DecodingModel) -> None:
+    """Decode zeros from every subject: arrays whose shapes or types do not fit together (a
+    hand-made or damaged file) fail here, at load, not on the first trial of a live session."""
+    for n in (model.feature_mean, model.feature_std, model.decoder.coef_):
+        if not np.issubdtype(np.asarray(n).dtype, np.number):
+            raise ValueError(f"an array of {np.asarray(n).dtype} values")
+    zeros = {s: np.zeros(n, np.float32) for s, n in enumerate(model.n_voxels)}
+    for subjects in (zeros, {0: zeros[0]}):
+        with np.errstate(all="ignore"):  # a zero std is named below, not warned about
+            latent = model.predict(subjects)
+        if latent.shape != (model.latent_dim,) or not np.isfinite(latent).all():
+            raise ValueError(f"it decodes zeros to {latent.shape[:3]} values, not all finite")
 
 
 def fit_decoding_model(

@@ -199,6 +199,16 @@ class LabRecorder:
         finally:
             if self.stdin_fifo is not None:
                 os.close(stdin)
+        try:
+            return self._wait_started(timeout_s)
+        except BaseException:  # interrupted (a SIGTERM as a session fails to start): it would
+            proc = self.proc  # record on, its sources gone, and never exit
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+
+    def _wait_started(self, timeout_s: float) -> list[str]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             lines = self._output()

@@ -46,6 +46,8 @@ XDF_SUFFIXES = (".xdf", ".xdfz", ".xdf.gz")
 _MAGIC = b"XDF:"
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_EXTRAS = ("uid", "hostname", "session_id", "created_at", "version")
+MAX_CHANNELS = 2**21
+"""Most channels a stream may declare (a whole brain at 1 mm has ~1.5 million voxels)."""
 
 
 def _opener(path: Path) -> Callable[[], io.BufferedIOBase]:
@@ -147,6 +149,8 @@ def _header_problem(info: dict) -> str | None:
         return f"channel count {_text(info, 'channel_count')!r} is not a number"
     if n <= 0:
         return "it has no channels"
+    if n > MAX_CHANNELS:  # its default labels alone would fill the memory
+        return f"it declares {n} channels (at most {MAX_CHANNELS})"
     try:
         rate = float(_text(info, "nominal_srate"))
     except ValueError:

@@ -85,6 +85,8 @@ class DecodeNode(Node):
         model_path = self.config.model.path
         self.model_path = Path(model_path) if model_path else self.out / "model.npz"
         self.stimuli = load_stimulus_set(self.config.stimuli.path)
+        self.stimulus_ids = frozenset(self.stimuli.ids)
+        self.n_voxels: dict[int, int] = {}  # per subject, from its first calibration response
         self.model: DecodingModel | None = None
         self.training: subprocess.Popen | None = None
         if model_path and not self.model_path.is_file():  # never fitted and written there
@@ -120,6 +122,7 @@ class DecodeNode(Node):
             if r.pattern is None:
                 self.calibration_bad.setdefault(r.trial, set()).add(r.subject)
             else:
+                self.n_voxels.setdefault(r.subject, r.pattern.size)
                 self.calibration.setdefault(r.trial, (r.stimulus, {}))[1][r.subject] = r.pattern
         if stored:
             self.count("calibration_responses", sum(r.pattern is not None for r in stored))
@@ -184,6 +187,17 @@ class DecodeNode(Node):
             return
         meta = msg.meta
         trial, subject, phase = int(meta["trial"]), int(meta["subject"]), meta.get("phase")
+        problem = self._unusable(subject, meta["stimulus"], msg.arrays[0], phase)
+        if problem:
+            self.count("unusable_responses")
+            if self.counters["unusable_responses"] == 1:
+                self.log.warning(
+                    "decode: trial %d subject %d: %s; skipped (further ones are only counted)",
+                    trial,
+                    subject,
+                    problem,
+                )
+            return
         if meta.get("bad"):
             self.count("bad_responses")
             self.log.warning(
@@ -211,6 +225,7 @@ class DecodeNode(Node):
             if self.model is not None or self.training is not None:
                 self.count("late_calibration_responses")
                 return
+            self.n_voxels.setdefault(subject, pattern.size)
             self.calibration.setdefault(trial, (meta["stimulus"], {}))[1][subject] = pattern
             self.store.add(trial, subject, str(meta["stimulus"]), pattern, None)
             self.count("calibration_responses")
@@ -219,6 +234,18 @@ class DecodeNode(Node):
             entry = self._pending(trial, meta)
             entry.responses[subject] = pattern
             entry.arrival_lsl = max(entry.arrival_lsl, float(meta.get("arrival_lsl") or 0.0))
+
+    def _unusable(self, subject: int, stimulus: str, pattern: np.ndarray, phase: object) -> str:
+        """Why a response cannot be used ('' when it can): a stimulus not in the set (its latent,
+        which calibration fits to and the report compares with, is unknown), or a pattern that is
+        not one vector of the subject's first calibration response's width (it would break the
+        fit)."""
+        if stimulus not in self.stimulus_ids:
+            return f"stimulus {stimulus[:40]!r} is not in the stimulus set"
+        width = self.n_voxels.get(subject)
+        if pattern.ndim != 1 or (phase == "train" and width not in (None, pattern.size)):
+            return f"a pattern of shape {pattern.shape[:3]}, expected ({width or 'n_voxels'},)"
+        return ""
 
     def _handle_event(self, msg: Message) -> None:
         """``run_end`` of the last calibration run; acquire's ``participants``."""

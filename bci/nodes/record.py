@@ -33,6 +33,7 @@ then. The session's recording report then checks that the file holds every sampl
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -116,6 +117,8 @@ class RecordNode(Node):
             log_path=self.out / "logs" / "labrecorder.log",
             stdin_fifo=self._fifo(path),
         )
+        # A SIGTERM now (the session failing to start) ends the start, and LabRecorder with it.
+        signal.signal(signal.SIGTERM, _stopped_while_starting)
         try:
             names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
         except (OSError, RuntimeError) as err:
@@ -126,6 +129,8 @@ class RecordNode(Node):
                 ) from None
             self.log.error("record: no XDF recording ([record] optional = true): %s", err)
             return
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the runner's, until set-up is done
         self.xdf_path = path
         self.recording_since = time.time()
         self.end_earlier_at = time.monotonic() + OVERLAP_S
@@ -290,3 +295,7 @@ class RecordNode(Node):
 
 
 NODE = RecordNode
+
+
+def _stopped_while_starting(*_: object) -> None:
+    raise NodeError("record: stopped while LabRecorder was starting")

@@ -115,12 +115,9 @@ class RenderNode(Node):
             return
         batch, self.pending = self.pending, []
         try:
-            latents = np.stack([m.arrays[0] for m in batch])
-            images = self.generator.render(latents)
-        except ValueError as err:
-            self.log.error("render: skipped %d latents: %s", len(batch), err)
-            self.count("bad_latents", len(batch))
-            return
+            images = list(self.generator.render(np.stack([m.arrays[0] for m in batch])))
+        except ValueError:  # one bad latent must not cost the others of its batch theirs
+            batch, images = self._render_one_by_one(batch)
         for msg, image in zip(batch, images, strict=True):
             self.publish(
                 IMAGES_DISPLAY,
@@ -130,6 +127,21 @@ class RenderNode(Node):
                 lsl_time=msg.lsl_time,
             )
         self.count("rendered", len(batch))
+
+    def _render_one_by_one(self, batch: list[Message]) -> tuple[list[Message], list[np.ndarray]]:
+        """Render each latent of ``batch`` alone; the ones that cannot be are counted, skipped."""
+        kept, images = [], []
+        for msg in batch:
+            try:
+                images.append(self.generator.render(msg.arrays[0][np.newaxis])[0])
+            except ValueError as err:
+                self.count("bad_latents")
+                self.log.error(
+                    "render: skipped the latent of trial %s: %s", msg.meta.get("trial"), err
+                )
+                continue
+            kept.append(msg)
+        return kept, images
 
 
 NODE = RenderNode

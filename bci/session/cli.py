@@ -115,13 +115,20 @@ def finished(folder: Path, config: SessionConfig) -> str:
 
     It is when its checkpoint holds every generation the config asks for, or when its summary
     says its schedule was done.
+
+    Raises
+    ------
+    ConfigError
+        The folder's checkpoint is damaged (one line naming it).
     """
     from bci.evolve.checkpoint import CHECKPOINT, load_checkpoint  # numpy, scipy, cma: slow
 
     try:
         history = load_checkpoint(folder / CHECKPOINT)["history"]
-    except (FileNotFoundError, ValueError):
-        history = []
+    except FileNotFoundError:
+        history = []  # stopped before its first generation
+    except ValueError as err:  # a damaged checkpoint: continuing from it would fail in a node
+        raise ConfigError(f"cannot resume {folder}: {err}") from None
     if len(history) >= config.evolve.generations:
         return f"{len(history)} of {config.evolve.generations} generations done"
     try:
@@ -201,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.resume or args.out
     out = out or Path("sessions") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, a read-only disk, no permission
+        print(f"bci-session: cannot make the session folder {out}: {err.strerror}", file=sys.stderr)
+        return 2
     from bci.bus import BusConfigError
     from bci.bus.publisher import deliver_queued
     from bci.session.run import run_session

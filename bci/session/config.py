@@ -56,9 +56,13 @@ def load_config(path: str | Path) -> SessionConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
     return validate_config(raw, source=str(path), base=path.parent)
 
 
@@ -84,7 +88,7 @@ def resumed_config(folder: str | Path) -> SessionConfig:
     path = Path(folder) / "session.json"
     try:
         config = json.loads(path.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
         raise ConfigError(f"cannot resume {folder}: no readable session.json ({err})") from None
     return SessionConfig.from_dict(config, source=str(path))
 
