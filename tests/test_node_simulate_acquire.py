@@ -404,6 +404,35 @@ def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
     assert _counters(acq, "stream_stops", 1).get("stream_stops") == 1
 
 
+def test_a_stream_behind_the_others_but_still_sending_is_not_given_up(uid, lab):
+    """A replay at --speed 0 pushes one stream's whole run before another's first volumes come:
+    the late one is many TRs behind on scanner time but still sending, and was given up as
+    stopped (139 of 144 trials of a replayed demo)."""
+    names = [f"ahead-{uid}", f"late-{uid}"]
+    streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
+    config = foreign_streams_config(uid, streams)
+    scanner = lab.keep(FakeScanner(config, dict.fromkeys(names, 16)))
+    acq = lab.start("acquire", config, ["responses"])
+    wait_running(acq)
+    scanner.wait_for_consumers(names)
+    rng = np.random.default_rng(4)
+    volumes = {n: rng.standard_normal((36, 16)).astype(np.float32) for n in names}
+    period, t0 = TR / SCALE, local_clock() + 0.05
+    for v in range(36):  # the first stream: everything at once, stamped as scanned
+        scanner.outlets[names[0]].push_sample(volumes[names[0]][v], t0 + v * period)
+    for k, onset in enumerate([0.55, 1.55, 2.55]):
+        text = encode_marker("stimulus", trial=k, stimulus=f"face-{k:04d}", phase="test")
+        scanner.markers.push_sample([text], t0 + onset)
+    for v in range(36):  # the second: one volume per TR
+        time.sleep(max(0.0, t0 + v * period - local_clock()))
+        scanner.outlets[names[1]].push_sample(volumes[names[1]][v], t0 + v * period)
+    msgs = collect(acq, 6, timeout_s=10.0)
+    assert sorted((m.meta["trial"], m.meta["subject"], m.meta["bad"]) for m in msgs) == [
+        (k, s, None) for k in range(3) for s in range(2)
+    ], acq.log()
+    assert "stopped" not in acq.log()
+
+
 def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
     name = f"jumbled-{uid}"
     streams = [{"name": name, "subject": 0, "channels": 16}]

@@ -56,8 +56,9 @@ any participant stream or trigger): a participant whose newest volume is more th
 the others have passed are given up (published bad, ``"stream stopped"``), so decode need not
 wait; it is taken back when it sends again. A stream is only stopped when it has also sent
 nothing for those TRs of wall time and its inlet is empty: one that is behind but still sending
-(a replay at ``--speed 0``, whose trigger stream can arrive before the volumes) is not. (When
-every stream stops at once, a window is given up ``[acquire] resolve_timeout_s`` after its end.)
+(a replay at ``--speed 0``, whose trigger stream can arrive before the volumes) is not, nor is
+one that has sent nothing yet. (When every stream stops at once, or one never begins, a window is
+given up ``[acquire] resolve_timeout_s`` after its end.)
 
 Out-of-order stamps. Volume inlets are not monotonised by liblsl (which would hide the problem):
 a stamp more than :data:`OUT_OF_ORDER_S` before the stream's previous one is counted
@@ -348,6 +349,8 @@ class AcquireNode(Node):
         for subject, p in self.participants.items():
             if p.last_stamp >= behind or p.reader is not None:
                 continue
+            if not p.received:
+                continue  # it has not begun: waited for up to resolve_timeout_s (module doc)
             if now - p.last_arrival < STOP_TRS * self.tr_wall or p.inlet.samples_available():
                 continue  # behind, but its volumes still come (a fast replay, a long tick)
             out.append(subject)
