@@ -371,14 +371,20 @@ def test_channel_count_comes_from_the_config_not_from_the_first_stream(uid, lab)
     assert acq.proc.poll() is None
 
 
-def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
-    names = [f"goes-{uid}", f"stops-{uid}"]
+def _acquire_two_streams(uid: str, lab, names: list[str]) -> tuple[FakeScanner, NodeProcess]:
+    """Acquire reading two test-owned 16-channel streams (subjects 0 and 1), both connected."""
     streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
     config = foreign_streams_config(uid, streams)
     scanner = lab.keep(FakeScanner(config, dict.fromkeys(names, 16)))
     acq = lab.start("acquire", config, ["responses"])
     wait_running(acq)
     scanner.wait_for_consumers(names)
+    return scanner, acq
+
+
+def test_a_stream_that_stops_is_given_up_within_two_trs(uid, lab):
+    names = [f"goes-{uid}", f"stops-{uid}"]
+    scanner, acq = _acquire_two_streams(uid, lab, names)
     rng = np.random.default_rng(3)
     volumes = {n: rng.standard_normal((36, 16)).astype(np.float32) for n in names}
     volumes[names[1]][13:] = np.nan  # a NaN row is not pushed: the stream stops after volume 12
@@ -409,12 +415,7 @@ def test_a_stream_behind_the_others_but_still_sending_is_not_given_up(uid, lab):
     the late one is many TRs behind on scanner time but still sending, and was given up as
     stopped (139 of 144 trials of a replayed demo)."""
     names = [f"ahead-{uid}", f"late-{uid}"]
-    streams = [{"name": n, "subject": s, "channels": 16} for s, n in enumerate(names)]
-    config = foreign_streams_config(uid, streams)
-    scanner = lab.keep(FakeScanner(config, dict.fromkeys(names, 16)))
-    acq = lab.start("acquire", config, ["responses"])
-    wait_running(acq)
-    scanner.wait_for_consumers(names)
+    scanner, acq = _acquire_two_streams(uid, lab, names)
     rng = np.random.default_rng(4)
     volumes = {n: rng.standard_normal((36, 16)).astype(np.float32) for n in names}
     period, t0 = TR / SCALE, local_clock() + 0.05
