@@ -36,6 +36,7 @@ from bci.io.streams import (
     check_stream,
     default_labels,
 )
+from bci.io.xdf_chunks import MAGIC
 
 __all__ = ["XDF_SUFFIXES", "is_xdf", "read_xdf"]
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 XDF_SUFFIXES = (".xdf", ".xdfz", ".xdf.gz")
 """File name endings read as XDF (``.xdfz`` and ``.xdf.gz`` are gzip-compressed)."""
-_MAGIC = b"XDF:"
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_EXTRAS = ("uid", "hostname", "session_id", "created_at", "version")
 MAX_CHANNELS = 2**21
@@ -66,7 +66,7 @@ def is_xdf(path: str | Path) -> bool:
         return True
     try:
         with open(path, "rb") as f:
-            return f.read(4) == _MAGIC
+            return f.read(4) == MAGIC
     except OSError:
         return False
 
@@ -335,7 +335,7 @@ def read_xdf(path: str | Path) -> Recording:
             magic = f.read(4)
         except OSError as exc:
             raise ValueError(f"cannot read {path.name}: {_one_line(exc)}") from None
-    if magic != _MAGIC:
+    if magic != MAGIC:
         raise ValueError(f"{path.name} is not an XDF file (it does not start with 'XDF:')")
     raw_streams, header, skipped = _load_tolerant(path)
     if not raw_streams and not skipped:
