@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from free_ports import free_port_block
 
 from bci.bus import BusConfigError, Publisher, Subscriber
 from bci.bus.curve import authorized_keys, client_keys, create_keys, server_keys
@@ -63,7 +64,7 @@ def test_keys_folders_hold_what_each_machine_needs(tmp_path):
 
 def test_door_admits_authorised_keys_refuses_others_and_relays_curve_traffic(tmp_path, caplog):
     create_keys(tmp_path / "keys", ["gpu"])
-    port = 21000 + (id(tmp_path) % 9000)
+    port = free_port_block()
     config = validate_config(
         {
             "stimuli": {"path": "faces"},
@@ -147,13 +148,44 @@ def test_nodes_tables_round_trip_and_name_known_nodes(tmp_path):
         load_config(path)
 
 
+def test_a_busy_port_is_named_and_nothing_stays_bound(tmp_path):
+    import socket
+
+    create_keys(tmp_path / "keys", ["gpu"])
+    port = free_port_block()
+    config = validate_config(
+        {
+            "stimuli": {"path": "faces"},
+            "bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")},
+        }
+    )
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render")}
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", port + 3))  # the render relay's downstream port
+    squatter.listen()
+    try:
+        with pytest.raises(BusConfigError) as err:
+            RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+    finally:
+        squatter.close()
+    assert str(err.value) == (
+        f"cannot bind the session's network sockets on 127.0.0.1 ports {port}-{port + 3}: "
+        "Address already in use; another program holds one of them: set [bus] port to the "
+        "first of a block of free ports"
+    )
+    # the ports it did bind were let go: the same session starts once the squatter has gone
+    host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+    host.close()
+
+
 def test_joined_node_knows_when_the_supervisor_is_gone(tmp_path):
     import time
 
     from bci.nodes.clock_offset import ClockWatch
 
     create_keys(tmp_path / "keys", ["gpu"])
-    port = 31000 + (id(tmp_path) % 9000)
+    port = free_port_block()
     config = validate_config(
         {
             "stimuli": {"path": "faces"},

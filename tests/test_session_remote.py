@@ -16,15 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from free_ports import free_port_block
 from session_helpers import REPO, node_processes, read_summary, start_session, write_config
 
 from bci.bus.curve import create_keys
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    return 20000 + (os.getpid() * 7919 + time.monotonic_ns() // 1000) % 20000
 
 
 class _Lines:
@@ -122,7 +119,7 @@ def remote_session(tmp_path_factory):
         host, peer, prefix = netns.host, netns.peer, tuple(netns.exec)
     except (OSError, FileNotFoundError):
         netns, host, peer, prefix = None, "127.0.0.1", "127.0.0.1", ()
-    port = _port()
+    port = free_port_block()
     create_keys(tmp / "keys", [peer])
     out = tmp / "session"
     config = write_config(
@@ -219,7 +216,7 @@ def test_no_orphan_processes(remote_session):
 
 
 def test_unauthorised_key_is_refused_and_a_killed_remote_node_is_named(tmp_path):
-    port = _port()
+    port = free_port_block()
     create_keys(tmp_path / "keys", ["127.0.0.1", "revoked"])
     (tmp_path / "keys" / "authorized" / "revoked.key").unlink()
     out = tmp_path / "session"

@@ -192,7 +192,8 @@ class RemoteHost:
             self.close()
             raise BusConfigError(
                 f"cannot bind the session's network sockets on {self.host} ports "
-                f"{self.port}-{self.port + 1 + 2 * len(nodes)}: {err}"
+                f"{self.port}-{self.port + 1 + 2 * len(nodes)}: {zmq.strerror(err.errno)}; another "
+                "program holds one of them: set [bus] port to the first of a block of free ports"
             ) from None
         self._thread = threading.Thread(target=self._serve, name="bci-join", daemon=True)
         self._thread.start()
