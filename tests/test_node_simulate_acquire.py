@@ -471,3 +471,46 @@ def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
     warnings = [line for line in acq.log().splitlines() if "out of order" in line]
     assert len(warnings) == 1, acq.log()
     assert f"stream name='{name}' type='fMRI': time stamps out of order (1 so far" in warnings[0]
+
+
+def test_the_last_volumes_trigger_is_counted_when_it_comes_after_the_stop(uid, lab):
+    """The simulator pushes a volume's trigger just after the volume, so acquire's last tick
+    could hold the volume without its trigger: the summary said "125/125 of 124 expected"."""
+    name, trigger = f"vol-{uid}", f"trig-{uid}"
+    config = session_config(
+        uid,
+        simulate={"enabled": False},
+        acquire={"streams": [{"name": name, "subject": 0, "channels": 16}]},
+        preprocess={"method": "none"},
+        trigger={"source": "lsl", "stream": trigger},
+    )
+    scanner = lab.keep(FakeScanner(config, {name: 16}))
+    triggers = lab.keep(make_marker_outlet(trigger))
+    acq = lab.start("acquire", config, ["responses"])
+    wait_running(acq)
+    scanner.wait_for_consumers([name])
+    assert triggers.wait_for_consumers(5.0)
+    period, t0 = TR / SCALE, local_clock()
+    volumes = np.random.default_rng(5).standard_normal((10, 16)).astype(np.float32)
+    for v in range(10):
+        t = t0 + v * period
+        scanner.outlets[name].push_sample(volumes[v], t)
+        if v < 9:
+            triggers.push_sample([encode_marker("trigger", run=0, volume=v)], t)
+    assert _counters(acq, "volumes", 10).get("volumes") == 10, acq.log()
+    acq.send("stop")  # acquire has the tenth volume; its trigger comes only now
+    triggers.push_sample([encode_marker("trigger", run=0, volume=9)], t0 + 9 * period)
+    last = None
+    deadline = time.monotonic() + 10.0
+    while acq.proc.poll() is None or last is None or last.meta["state"] != "stopped":
+        msg = acq.sub.recv(timeout_ms=100)
+        if msg is not None and msg.topic == "heartbeat.acquire":
+            last = msg
+        assert time.monotonic() < deadline, acq.log()
+    assert acq.proc.wait(5.0) == 0
+    (run,) = last.meta["runs"]
+    assert (run["triggers"], run["volumes_expected"], run["volumes_received"]) == (
+        10,
+        10,
+        {"0": 10},
+    ), acq.log()

@@ -69,6 +69,7 @@ cut in time order all the same.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ STOP_TRS = 2.0
 """A participant stream this many TRs (scanner time) behind the others has stopped."""
 OUT_OF_ORDER_S = 1e-3
 """A stamp this much (LSL seconds) before its stream's previous one is out of order."""
+LAST_TRIGGER_WAIT_S = 0.25
+"""At the end, how long to wait for the triggers of volumes already received."""
 VOLUME_PROCESSING = pylsl.proc_clocksync
 """Volume inlets: clock-synced, not monotonised (out-of-order stamps are reported, see above)."""
 
@@ -560,7 +563,25 @@ class AcquireNode(Node):
             "preprocess": preprocessing.summary() if preprocessing is not None else {},
         }
 
+    def _last_triggers(self) -> None:
+        """Receive the triggers of the volumes already received (see :meth:`teardown`).
+
+        A source may push a volume's trigger just after the volume (the simulator does), so the
+        last tick can hold the volume and miss its trigger; without this the summary would say
+        "125 of 124 expected". Waits at most :data:`LAST_TRIGGER_WAIT_S`.
+        """
+        latest = max((p.last_stamp for p in self.participants.values()), default=-math.inf)
+        deadline = time.monotonic() + LAST_TRIGGER_WAIT_S
+        while self.triggers is not None and self.tracker is not None:
+            self._receive_triggers()
+            counted = max(self.tracker.triggers, default=-math.inf)
+            if counted >= latest - OUT_OF_ORDER_S or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+
     def teardown(self) -> None:
+        if getattr(self, "triggers", None) is not None:
+            self._last_triggers()
         for subject, participant in getattr(self, "participants", {}).items():
             if participant.bad_trials:
                 self.log.info("subject %d had %d bad trial(s)", subject, participant.bad_trials)
