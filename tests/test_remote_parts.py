@@ -148,9 +148,9 @@ def test_nodes_tables_round_trip_and_name_known_nodes(tmp_path):
         load_config(path)
 
 
-def test_a_busy_port_is_named_and_nothing_stays_bound(tmp_path):
-    import socket
-
+def _render_host(tmp_path: Path):
+    """A free port block and a function that starts the session's door there for ``render``
+    (machine ``gpu``, keys in ``tmp_path / "keys"``)."""
     create_keys(tmp_path / "keys", ["gpu"])
     port = free_port_block()
     config = validate_config(
@@ -161,12 +161,21 @@ def test_a_busy_port_is_named_and_nothing_stays_bound(tmp_path):
     )
     folder = Path(tempfile.mkdtemp(dir="/tmp"))
     endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render")}
+    return port, lambda: RemoteHost(
+        config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1"
+    )
+
+
+def test_a_busy_port_is_named_and_nothing_stays_bound(tmp_path):
+    import socket
+
+    port, start_host = _render_host(tmp_path)
     squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     squatter.bind(("127.0.0.1", port + 3))  # the render relay's downstream port
     squatter.listen()
     try:
         with pytest.raises(BusConfigError) as err:
-            RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+            start_host()
     finally:
         squatter.close()
     assert str(err.value) == (
@@ -175,7 +184,7 @@ def test_a_busy_port_is_named_and_nothing_stays_bound(tmp_path):
         "first of a block of free ports"
     )
     # the ports it did bind were let go: the same session starts once the squatter has gone
-    host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+    host = start_host()
     host.close()
 
 
@@ -184,17 +193,8 @@ def test_joined_node_knows_when_the_supervisor_is_gone(tmp_path):
 
     from bci.nodes.clock_offset import ClockWatch
 
-    create_keys(tmp_path / "keys", ["gpu"])
-    port = free_port_block()
-    config = validate_config(
-        {
-            "stimuli": {"path": "faces"},
-            "bus": {"host": "127.0.0.1", "port": port, "keys": str(tmp_path / "keys")},
-        }
-    )
-    folder = Path(tempfile.mkdtemp(dir="/tmp"))
-    endpoints = {n: f"ipc://{folder}/{n}" for n in ("supervisor", "render")}
-    host = RemoteHost(config, endpoints, {"render": RemoteNode("render", "gpu")}, "s1")
+    port, start_host = _render_host(tmp_path)
+    host = start_host()
     keys, server = client_keys(tmp_path / "keys" / "gpu")
     ctx = zmq.Context()
     watch = ClockWatch(ctx, f"tcp://127.0.0.1:{port}", keys, server, "render", 1.0, 0.05)
