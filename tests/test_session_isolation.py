@@ -86,9 +86,11 @@ def test_acquire_and_decode_restarted_during_calibration_the_session_goes_on(tmp
     """acquire restarted mid-calibration loses the trials in flight; decode restarted picks its
     stored responses up; the model is fitted from the complete trials when the run ends."""
     out = tmp_path / "out"
+    # 40 calibration trials are 12 s of wall time: the two restarts (about 4 s and 1.5 s here)
+    # leave enough complete trials to fit on (with 24, a slow machine was left with 2)
     config = write_config(
         tmp_path / "s.toml",
-        stimuli={"n_train": 24, "n_test": N_TEST},
+        stimuli={"n_train": 40, "n_test": N_TEST},
         timing={"run_break_s": 2.0},
         session={"restart": ["acquire", "decode"]},
     )
