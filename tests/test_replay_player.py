@@ -221,3 +221,34 @@ def test_nominal_rate_follows_the_replay_speed(recording, speed, factor):
     with ReplayPlayer(recording, speed=speed, rename=rename, streams=[regular.name]):
         (inlet,) = _inlets([rename[regular.name]])
         assert inlet.info(5.0).nominal_srate() == pytest.approx(regular.nominal_srate * factor)
+
+
+def test_speed_zero_paces_a_long_slow_stream_for_a_default_buffer(tmp_path):
+    """LabRecorder's inlets keep liblsl's default buffer (360 s: 180 volumes at TR 2 s); a run
+    of more volumes pushed at once lost the oldest (262 of 444 in a replayed session's file)."""
+    tag = uuid.uuid4().hex[:8]
+    n, tr = 200, 2.0
+    volumes = np.random.default_rng(2).standard_normal((n, 4)).astype(np.float32)
+    stamps = 300.0 + tr * np.arange(n)
+    markers = [["a"], ["b"]]
+    streams = [
+        XdfStream(f"bold-{tag}", "fMRI", "float32", 1 / tr, stamps, volumes, "src-bold"),
+        XdfStream(f"mk-{tag}", "Markers", "string", 0.0, stamps[[10, 150]], markers, "src-mk"),
+    ]
+    recording = read_recording(write_xdf(tmp_path / "long.xdf", streams))
+    with ReplayPlayer(recording, speed=0) as player:
+        # a quarter of the 180-volume buffer a second; the markers wait for the volumes
+        assert player.duration_s == pytest.approx((n - 1) / 45)
+        infos = pylsl.resolve_bypred(f"name='bold-{tag}'", 1, 10.0)
+        inlet = pylsl.StreamInlet(infos[0], processing_flags=pylsl.proc_none)  # default buffer
+        inlet.open_stream(10.0)
+        marker_inlet = _inlets([f"mk-{tag}"])[0]
+        player.start()
+        got, deadline = [], time.monotonic() + PULL_DEADLINE_S
+        while len(got) < n and time.monotonic() < deadline:
+            player.push_due()
+            time.sleep(0.5)  # as LabRecorder, which pulls twice a second
+            got.extend(inlet.pull_chunk(timeout=0.0, max_samples=1024)[0])
+        np.testing.assert_array_equal(np.asarray(got, dtype=np.float32), volumes)
+        _, marker_stamps = _pull(marker_inlet, 2)
+        np.testing.assert_allclose(marker_stamps - player.t_start, [20.0, 300.0], atol=1e-6)

@@ -14,7 +14,7 @@ where ``t_first`` is the time stamp of the recording's earliest sample over all 
 streams and ``t_start`` the LSL time given to :meth:`ReplayPlayer.start`. The stamps are the
 recording's own time stamps shifted by a constant and divided by ``speed``: intervals within
 and across streams are the recorded ones scaled by ``1 / speed``. With ``speed=0`` everything
-is pushed at once, stamped ``t_start + (t - t_first)`` (the recorded spacing, speed 1).
+is pushed at once (or paced, see below), stamped ``t_start + (t - t_first)`` (the recorded spacing, speed 1).
 
 An outlet's nominal rate is the recorded one times ``speed`` (the rate its stamps have; the
 recorded rate at ``speed=0``), so a consumer that relies on it, as the trial cutter does to
@@ -26,6 +26,12 @@ samples are pushed in order, and the streams are interleaved in time order in bl
 (liblsl's default, 360 s of the nominal rate, lost most of a 0.5 Hz recording pushed at
 ``speed=0``), and announces its sample count in ``desc/replay_samples`` so that an inlet can
 size its own buffer (:func:`bci.lsl.streams.buffer_seconds`).
+
+Other consumers keep liblsl's default inlet buffer: LabRecorder, recording the replaying
+session, holds 360 s of the nominal rate, only 180 volumes of a TR-2 s stream, and lost 262 of
+a run's 444 volumes pushed at once. So at ``speed=0`` a stream longer than half that buffer is
+paced: at most a quarter of the buffer per second (:func:`paced_offsets`; 45 volumes a second at
+TR 2 s), the other streams in step with it; shorter streams still go at once.
 """
 
 from __future__ import annotations
@@ -42,14 +48,52 @@ import pylsl
 
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording
-from bci.lsl.streams import REPLAY_SAMPLES_KEY, base_source_id, buffer_seconds, make_outlet
+from bci.lsl.streams import (
+    DEFAULT_BUFFER_S,
+    REPLAY_SAMPLES_KEY,
+    base_source_id,
+    buffer_seconds,
+    make_outlet,
+)
 
-__all__ = ["BLOCK", "ReplayPlayer"]
+__all__ = ["BLOCK", "ReplayPlayer", "paced_offsets"]
 
 log = logging.getLogger(__name__)
 
 BLOCK = 1024
 """Samples (over all streams) handled per interleaving step of :meth:`ReplayPlayer.push_due`."""
+
+
+def default_buffer_samples(rate_hz: float) -> int:
+    """The samples liblsl's default inlet buffer holds for a stream of nominal ``rate_hz``."""
+    return int(DEFAULT_BUFFER_S * (rate_hz if rate_hz > 0 else 100.0))
+
+
+def paced_offsets(which: np.ndarray, streams: Sequence[RecordedStream]) -> np.ndarray:
+    """Wall seconds after the start at which a ``speed=0`` replay pushes each sample.
+
+    Parameters
+    ----------
+    which : ndarray of int
+        The stream of each sample, in push order (recorded time order).
+    streams : sequence of RecordedStream
+        The replayed streams.
+
+    Returns
+    -------
+    ndarray of float
+        Non-decreasing offsets: 0 for every sample when each stream fits in half of a default
+        inlet buffer; else a stream that does not goes at a quarter of that buffer per second,
+        and every sample waits for those before it.
+    """
+    offsets = np.zeros(len(which))
+    for k, stream in enumerate(streams):
+        budget = default_buffer_samples(stream.nominal_srate)
+        if stream.n_samples * 2 <= budget:
+            continue
+        mine = which == k
+        offsets[mine] = np.arange(int(mine.sum())) / (budget / 4.0)
+    return np.maximum.accumulate(offsets) if offsets.size else offsets
 
 
 def _outlet_desc(stream: RecordedStream) -> dict[str, str]:
@@ -142,6 +186,7 @@ class ReplayPlayer:
         order = np.argsort(times, kind="stable")
         self._offsets = times[order] - self.t_first
         self._which = which[order]
+        self._paced = paced_offsets(self._which, chosen) if self.speed == 0 else None
         self._next = np.zeros(len(chosen), dtype=np.int64)
         self._cursor = 0
         self._t_start: float | None = None
@@ -201,9 +246,9 @@ class ReplayPlayer:
 
     @property
     def duration_s(self) -> float:
-        """Seconds the replay takes at this speed (0 for ``speed=0``)."""
-        if self.speed == 0:
-            return 0.0
+        """Seconds the replay takes at this speed (at ``speed=0``: its pacing, often 0)."""
+        if self._paced is not None:
+            return float(self._paced[-1]) if self._paced.size else 0.0
         return (self.t_last - self.t_first) / self.speed
 
     @property
@@ -239,7 +284,9 @@ class ReplayPlayer:
         self._stamps = [
             self._t_start + (s.time_stamps - self.t_first) / scale for s in self.streams
         ]
-        self._due = self._t_start + self._offsets / scale
+        self._due = self._t_start + (
+            self._paced if self._paced is not None else self._offsets / scale
+        )
         log.info(
             "replay of %s started at %.3f, speed %g, %.1f s",
             self.recording.path.name,
@@ -249,7 +296,7 @@ class ReplayPlayer:
         )
 
     def push_due(self, now: float | None = None) -> int:
-        """Push every sample due by ``now`` (with ``speed=0``: every sample).
+        """Push every sample due by ``now`` (with ``speed=0``: as fast as its pacing allows).
 
         Parameters
         ----------
@@ -265,11 +312,8 @@ class ReplayPlayer:
             raise RuntimeError("the replay has not started; call start() first")
         if self._closed:
             raise RuntimeError("the player is closed")
-        if self.speed == 0:
-            end = self.n_samples
-        else:
-            now = pylsl.local_clock() if now is None else float(now)
-            end = int(np.searchsorted(self._due, now, side="right"))
+        now = pylsl.local_clock() if now is None else float(now)
+        end = int(np.searchsorted(self._due, now, side="right"))
         begin = self._cursor
         for a in range(begin, end, BLOCK):
             b = min(a + BLOCK, end)
