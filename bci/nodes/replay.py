@@ -22,7 +22,8 @@ acquire, decode or evolve, render and record run as they do live, on the replaye
 * Its heartbeat's ``pushed`` counts the samples pushed per stream, which the summary sets
   against what acquire received (``replay.samples``: pushed, received, lost).
 * From the session's start it pushes every sample when its time comes (``--speed 0``: all at
-  once, a long slow stream paced, :mod:`bci.replay.player`), stamped with the recorded timing scaled by ``1 / speed``.
+  once, a long slow stream paced, :mod:`bci.replay.player`), stamped with the recorded timing
+  scaled by ``1 / speed``.
 * When everything is pushed it waits until the pipeline has answered every recorded trial
   (decode: a latent for each test-phase stimulus marker; evolve: fitness for each generation
   shown), or until nothing has come for :data:`IDLE_S` (a model being fitted is not idle), and

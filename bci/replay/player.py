@@ -14,7 +14,8 @@ where ``t_first`` is the time stamp of the recording's earliest sample over all 
 streams and ``t_start`` the LSL time given to :meth:`ReplayPlayer.start`. The stamps are the
 recording's own time stamps shifted by a constant and divided by ``speed``: intervals within
 and across streams are the recorded ones scaled by ``1 / speed``. With ``speed=0`` everything
-is pushed at once (or paced, see below), stamped ``t_start + (t - t_first)`` (the recorded spacing, speed 1).
+is pushed at once (or paced, see below), stamped ``t_start + (t - t_first)`` (the recorded
+spacing, speed 1).
 
 An outlet's nominal rate is the recorded one times ``speed`` (the rate its stamps have; the
 recorded rate at ``speed=0``), so a consumer that relies on it, as the trial cutter does to
