@@ -229,9 +229,9 @@ class Preprocess(Table):
     """Online preprocessing of every volume (bci.preprocess.PreprocessSettings: each key)."""
 
     method: str = Key("glm", one_of("glm", "none"))
-    cutoff_s: float = Key(128.0, non_negative, at_most(100_000.0))
+    cutoff_s: float = Key(256.0, non_negative, at_most(100_000.0))
     highpass: str = Key("ema", one_of("ema", "none"))
-    global_signal: bool = Key(True)
+    global_signal: bool = Key(False)
     horizon_s: float = Key(0.0, non_negative, at_most(100_000.0))
     motion_regressors: bool = Key(True)
     ridge: float = Key(100.0, non_negative, at_most(1e12))

@@ -2,7 +2,7 @@
 
 SPM's high-pass filter removes the discrete cosines ``cos(pi * k * (2 n + 1) / (2 N))``,
 ``k = 1 .. K`` with ``K = floor(2 N TR / cutoff)``, of a run of ``N`` volumes: every cosine whose
-period ``2 N TR / k`` is at least the cutoff (128 s by default). The set depends on ``N``, which an
+period ``2 N TR / k`` is at least the cutoff (256 s by default). The set depends on ``N``, which an
 online filter does not know until the run is over. The choice made here (as OpenNFT does, which
 builds its cumulative GLM's DCT set on the run length its protocol declares): the set is fixed at
 the start of a run from a **horizon** of ``N`` volumes, the run's scheduled length when known

@@ -13,7 +13,10 @@ In the project's virtual scanner a drift shared by all voxels (a global random w
 standard deviation) kept 0.90 of the confound-free latent r without this step and 1.00 with it;
 on clean data the step costs about 1.5 % (measured offline on 1024-voxel sessions, three seeds).
 It removes one spatial pattern per run, so it also removes a response that is the same in every
-voxel (the part of the evoked response that no stimulus tells apart from another).
+voxel (the part of the evoked response that no stimulus tells apart from another). On BOLD from
+another generative model (``tools/bench_foreign_bold.py``: drifts smooth and mostly per voxel)
+it cost 5-7 % of latent r with the confounds on, and the high-pass at 256 s takes most of a
+shared random walk too, so it is off by default (``[preprocess] global_signal``).
 """
 
 from __future__ import annotations

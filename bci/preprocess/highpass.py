@@ -11,7 +11,7 @@ beats the cumulative fit, and matches offline detrending.
 This step subtracts from each residual of the GLM its **local level**: the mean of the run's
 residuals so far, volume ``t - k`` weighted by ``lambda ** k``, the newest included
 (``lambda = exp(-TR / tau)``, ``tau = cutoff_s / (2 pi)``, so a first-order filter with its
--3 dB point at the cutoff period: 128 s by default, a weight half-life of about 14 s). The
+-3 dB point at the cutoff period: 256 s by default, a weight half-life of about 28 s). The
 weights are normalised by their sum, so the run's first volumes are not pulled towards zero. The
 cost per volume is constant, and censored volumes are never passed in (they neither update the
 level nor get one).

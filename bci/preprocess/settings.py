@@ -5,14 +5,14 @@ key                       default     meaning
 ========================  ==========  ============================================================
 ``method``                ``"glm"``   ``"glm"``: detrend, scale and censor every volume;
                                       ``"none"``: volumes pass through untouched (no censoring)
-``cutoff_s``              ``128.0``   high-pass cutoff: DCT drift regressors with periods >= it,
+``cutoff_s``              ``256.0``   high-pass cutoff: DCT drift regressors with periods >= it,
                                       and the -3 dB period of the exponential high-pass
 ``highpass``              ``"ema"``   ``"ema"``: then remove each volume's local level (an
                                       exponential moving average, see :mod:`.highpass`);
                                       ``"none"``: the cumulative GLM alone
 ``horizon_s``             ``0.0``     DCT horizon; 0: the run's scheduled length, else 512 s
-``global_signal``         ``true``    then remove what every voxel shares (each voxel's fit on
-                                      the volumes' mean, see :mod:`.global_signal`)
+``global_signal``         ``false``   ``true``: then remove what every voxel shares (each voxel's
+                                      fit on the volumes' mean, see :mod:`.global_signal`)
 ``motion_regressors``     ``true``    add the six motion parameters to the GLM when supplied
 ``ridge``                 ``100.0``   ridge penalty on the drift terms (in volumes)
 ``scaling``               ``"zscore"`` ``"zscore"``, ``"psc"`` (percent signal change) or ``"none"``
@@ -37,9 +37,9 @@ class PreprocessSettings:
     """How volumes are preprocessed (see the module docstring for each field)."""
 
     method: str = "glm"
-    cutoff_s: float = 128.0
+    cutoff_s: float = 256.0
     highpass: str = "ema"
-    global_signal: bool = True
+    global_signal: bool = False
     horizon_s: float = 0.0
     motion_regressors: bool = True
     ridge: float = 100.0
