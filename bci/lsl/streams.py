@@ -291,6 +291,17 @@ DEFAULT_BUFFER_S = 360
 """liblsl's default buffer: seconds of the nominal rate (x100 samples for irregular streams)."""
 
 
+def buffer_samples_per_second(rate_hz: float) -> float:
+    """Samples one second of an LSL buffer holds: the nominal rate, 100 for an irregular stream."""
+    return rate_hz if rate_hz > 0 else 100.0
+
+
+def default_buffer_samples(rate_hz: float) -> int:
+    """Samples liblsl's default buffer (:data:`DEFAULT_BUFFER_S`) holds at nominal ``rate_hz``;
+    a consumer that keeps it (LabRecorder does) loses the oldest beyond them."""
+    return int(DEFAULT_BUFFER_S * buffer_samples_per_second(rate_hz))
+
+
 def buffer_seconds(n_samples: int, rate_hz: float) -> int:
     """An LSL ``max_buflen`` / ``max_buffered`` that holds ``n_samples`` at ``rate_hz``.
 
@@ -298,7 +309,7 @@ def buffer_seconds(n_samples: int, rate_hz: float) -> int:
     an irregular stream); a replay at ``--speed 0`` pushes a whole recording at once, so its
     outlets and the inlets reading them must hold all of it. Never below the default.
     """
-    per_second = rate_hz if rate_hz > 0 else 100.0
+    per_second = buffer_samples_per_second(rate_hz)
     return max(DEFAULT_BUFFER_S, int(math.ceil(n_samples / per_second)) + 1)
 
 

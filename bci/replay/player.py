@@ -50,10 +50,10 @@ import pylsl
 from bci.io.recording import read_recording
 from bci.io.streams import RecordedStream, Recording
 from bci.lsl.streams import (
-    DEFAULT_BUFFER_S,
     REPLAY_SAMPLES_KEY,
     base_source_id,
     buffer_seconds,
+    default_buffer_samples,
     make_outlet,
 )
 
@@ -63,11 +63,6 @@ log = logging.getLogger(__name__)
 
 BLOCK = 1024
 """Samples (over all streams) handled per interleaving step of :meth:`ReplayPlayer.push_due`."""
-
-
-def default_buffer_samples(rate_hz: float) -> int:
-    """The samples liblsl's default inlet buffer holds for a stream of nominal ``rate_hz``."""
-    return int(DEFAULT_BUFFER_S * (rate_hz if rate_hz > 0 else 100.0))
 
 
 def paced_offsets(which: np.ndarray, streams: Sequence[RecordedStream]) -> np.ndarray:
