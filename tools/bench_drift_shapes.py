@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_doc import write_bench_doc
 from bench_preprocess import decode, simulate_session
 
 from bci.figures.backend import plt, save_figure
@@ -122,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     figure(rows, clean, args.out / "bench_drift_shapes.png")
-    (args.out / "bench_drift_shapes.md").write_text(
-        "# Preprocessing against drifts of other shapes\n\n"
-        "`python tools/bench_drift_shapes.py` (see its docstring).\n\n"
-        f"{table}\n\n![latent r per drift shape](bench_drift_shapes.png)\n"
+    write_bench_doc(
+        args.out,
+        "bench_drift_shapes",
+        "Preprocessing against drifts of other shapes",
+        "`python tools/bench_drift_shapes.py` (see its docstring).",
+        table,
+        "latent r per drift shape",
     )
     return 0
 

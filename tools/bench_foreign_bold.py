@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from bench_doc import write_bench_doc
 from scipy.stats import gamma
 
 from bci.decode.model import fit_decoding_model
@@ -166,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     figure(bars, args.out / "bench_foreign_bold.png")
-    (args.out / "bench_foreign_bold.md").write_text(
-        "# Preprocessing on another generative model's BOLD\n\n"
-        "`python tools/bench_foreign_bold.py` (see its docstring).\n\n"
-        f"{table}\n\n![latent r with confounds over the clean peer](bench_foreign_bold.png)\n"
+    write_bench_doc(
+        args.out,
+        "bench_foreign_bold",
+        "Preprocessing on another generative model's BOLD",
+        "`python tools/bench_foreign_bold.py` (see its docstring).",
+        table,
+        "latent r with confounds over the clean peer",
     )
     return 0
 

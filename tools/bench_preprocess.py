@@ -48,6 +48,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from bench_doc import write_bench_doc
 
 from bci.decode.model import fit_decoding_model
 from bci.figures.backend import plt, save_figure
@@ -308,14 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         table = live_table(args.sessions, args.out / "bench_preprocess_live.png", args.reuse)
         print(table)
-        (args.out / "bench_preprocess_live.md").write_text(
-            "# Online preprocessing through the whole pipeline: the decode demo\n\n"
+        write_bench_doc(
+            args.out,
+            "bench_preprocess_live",
+            "Online preprocessing through the whole pipeline: the decode demo",
             "`python tools/bench_preprocess.py --live` (see its docstring). Latent r on the "
             "demo's 24 test trials (2 participants x 1024 voxels, SNR 0.1); the reference is "
             "the confound-free demo without preprocessing, live (for the live rows) or its "
             "recording replayed (for the replay rows). Confounds: the demo's (baseline 100x "
-            "the evoked SD, drift 4x, 2 % run-to-run change, 3 % spikes on 2 % of volumes).\n\n"
-            f"{table}\n\n![latent r live and replayed](bench_preprocess_live.png)\n"
+            "the evoked SD, drift 4x, 2 % run-to-run change, 3 % spikes on 2 % of volumes).",
+            table,
+            "latent r live and replayed",
         )
         return 0
     if args.quick:
@@ -360,10 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if reference is not None and not args.quick:
         figure(rows, reference, args.out / "bench_preprocess.png")
-        (args.out / "bench_preprocess.md").write_text(
-            "# Online preprocessing against scanner confounds\n\n"
-            "`python tools/bench_preprocess.py` (see its docstring for the setup).\n\n"
-            f"{table}\n\n![latent r against confound level](bench_preprocess.png)\n"
+        write_bench_doc(
+            args.out,
+            "bench_preprocess",
+            "Online preprocessing against scanner confounds",
+            "`python tools/bench_preprocess.py` (see its docstring for the setup).",
+            table,
+            "latent r against confound level",
         )
     return 0
 
