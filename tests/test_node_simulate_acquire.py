@@ -474,8 +474,9 @@ def test_out_of_order_stamps_are_counted_and_warned_about_once(uid, lab):
 
 
 def test_the_last_volumes_trigger_is_counted_when_it_comes_after_the_stop(uid, lab):
-    """The simulator pushes a volume's trigger just after the volume, so acquire's last tick
-    could hold the volume without its trigger: the summary said "125/125 of 124 expected"."""
+    """A trigger that reaches acquire just after its volume (a trigger-box app on another
+    machine, a replay) was missed by the last tick: the summary said "125/125 of 124
+    expected"."""
     name, trigger = f"vol-{uid}", f"trig-{uid}"
     config = session_config(
         uid,

@@ -566,9 +566,10 @@ class AcquireNode(Node):
     def _last_triggers(self) -> None:
         """Receive the triggers of the volumes already received (see :meth:`teardown`).
 
-        A source may push a volume's trigger just after the volume (the simulator does), so the
-        last tick can hold the volume and miss its trigger; without this the summary would say
-        "125 of 124 expected". Waits at most :data:`LAST_TRIGGER_WAIT_S`.
+        A scanner's trigger comes before its volume, but a trigger-box app on another machine,
+        or a replay (which interleaves streams by time stamp), can deliver it just after: the
+        last tick can then hold the volume and miss its trigger, and the summary said "125 of
+        124 expected". Waits at most :data:`LAST_TRIGGER_WAIT_S`.
         """
         latest = max((p.last_stamp for p in self.participants.values()), default=-math.inf)
         deadline = time.monotonic() + LAST_TRIGGER_WAIT_S

@@ -363,11 +363,13 @@ class SimulateNode(Node):
         keep = (index >= first) & (index < first + n)
         if keep.any():
             stamps = (self.t0 + times[keep] / self.time_scale).tolist()
-            for outlet, block in zip(self.outlets, volumes, strict=True):
-                outlet.push_chunk(block[keep], timestamp=stamps)
+            # A scanner's trigger pulse starts a volume's acquisition; the reconstructed volume
+            # comes after it.
             for v, t in zip(index[keep], stamps, strict=True):
                 marker = encode_marker("trigger", run=run, volume=int(v - first))
                 self.trigger_outlet.push_sample([marker], t)
+            for outlet, block in zip(self.outlets, volumes, strict=True):
+                outlet.push_chunk(block[keep], timestamp=stamps)
             self.count("volumes", int(keep.sum()))
             self.count("triggers", int(keep.sum()))
         if index[-1] >= first + n - 1:
