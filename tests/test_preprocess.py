@@ -254,8 +254,11 @@ def test_exponential_highpass_is_a_first_order_filter_at_the_cutoff() -> None:
     highpass = ExponentialHighPass(TR, 128.0, 2)
     pairs = zip(slow, fast, strict=True)
     out = np.stack([highpass.filter(np.array([s + f, 5.0])) for s, f in pairs])
-    np.testing.assert_allclose(out[:, 1], 0.0, atol=1e-12)  # a constant level goes at once
-    assert out[0, 0] == 0.0
+    lam = ema_decay(TR, 128.0)
+    # The level starts at zero with a steady state's weight: a constant decays as lambda ** t
+    # (the GLM before it leaves none), and the first volume keeps lambda of itself.
+    np.testing.assert_allclose(out[:, 1], 5.0 * lam ** np.arange(1, 601), rtol=1e-9, atol=1e-12)
+    assert out[0, 0] == pytest.approx(lam * (slow[0] + fast[0]))
     late = slice(100, None)  # past the start-up
 
     def gain(period_s: float, amplitude: float) -> float:
@@ -267,7 +270,6 @@ def test_exponential_highpass_is_a_first_order_filter_at_the_cutoff() -> None:
     # A first-order high-pass at the cutoff: y_t = x_t - (1 - l) sum_k l^k x_(t-k), so
     # H(w) = 1 - (1 - l) / (1 - l exp(-i w)) with w = 2 pi TR / period: 0.24 for the 512 s
     # drift, 0.95 for the 12 s response.
-    lam = ema_decay(TR, 128.0)
     for period, amplitude in ((512.0, 20.0), (12.0, 3.0)):
         expected = abs(1 - (1 - lam) / (1 - lam * np.exp(-2j * np.pi * TR / period)))
         assert gain(period, amplitude) == pytest.approx(expected, abs=0.01)

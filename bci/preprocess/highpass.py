@@ -1,4 +1,4 @@
-"""A causal exponential high-pass: each volume minus the exponentially weighted mean of its run.
+"""A causal exponential high-pass: each volume minus the exponentially weighted level of its run.
 
 The cumulative GLM (:mod:`bci.preprocess.glm`) judges a volume's drift by a fit to the whole run
 so far. Early in a run, and wherever the drift bends faster than its regressors follow, that fit
@@ -8,13 +8,16 @@ only 0.65 in a short session. Kopel et al. (NeuroImage 2019) found the same for 
 detrending with a window (their sliding-window iGLM, or an exponential moving average, EMA)
 beats the cumulative fit, and matches offline detrending.
 
-This step subtracts from each residual of the GLM its **local level**: the mean of the run's
-residuals so far, volume ``t - k`` weighted by ``lambda ** k``, the newest included
-(``lambda = exp(-TR / tau)``, ``tau = cutoff_s / (2 pi)``, so a first-order filter with its
--3 dB point at the cutoff period: 256 s by default, a weight half-life of about 28 s). The
-weights are normalised by their sum, so the run's first volumes are not pulled towards zero. The
-cost per volume is constant, and censored volumes are never passed in (they neither update the
-level nor get one).
+This step subtracts from each residual of the GLM its **local level**, a first-order recursive
+filter: ``level_t = lambda * level_(t-1) + (1 - lambda) * x_t`` and the output ``x_t - level_t``
+(``lambda = exp(-TR / tau)``, ``tau = cutoff_s / (2 pi)``, so the -3 dB point is at the cutoff
+period: 256 s by default, a weight half-life of about 28 s). The level starts each run at zero,
+with the weight of the filter's steady state: the GLM's residuals have no level of their own
+at a run's start (the GLM's constant takes the run's mean), so the first volumes keep their
+response. (Normalising the weights by their sum instead, so that the first volume is its own
+level, zeroed the run's first volumes and cost 2-3 % of latent r, most on short test runs.)
+The cost per volume is constant, and censored volumes are never passed in (they neither update
+the level nor get one).
 """
 
 from __future__ import annotations
@@ -59,8 +62,7 @@ class ExponentialHighPass:
 
     def __init__(self, tr_s: float, cutoff_s: float, n_voxels: int) -> None:
         self.decay = ema_decay(tr_s, cutoff_s)
-        self._weight = 0.0
-        self._sum = np.zeros(int(n_voxels))
+        self._level = np.zeros(int(n_voxels))
 
     def filter(self, values: np.ndarray) -> np.ndarray:
         """Add one (finite) volume to the level and return it minus the level.
@@ -73,9 +75,8 @@ class ExponentialHighPass:
         Returns
         -------
         np.ndarray
-            ``(n_voxels,)`` float64; the run's first volume gives zeros.
+            ``(n_voxels,)`` float64: ``lambda * (values - previous level)``.
         """
-        self._weight = self.decay * self._weight + 1.0
-        self._sum *= self.decay
-        self._sum += values
-        return values - self._sum / self._weight
+        self._level *= self.decay
+        self._level += (1.0 - self.decay) * values
+        return values - self._level
