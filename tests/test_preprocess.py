@@ -112,8 +112,9 @@ def drifting_run(n: int = 300, n_voxels: int = 50, seed: int = 0) -> tuple[np.nd
 def test_preprocessor_removes_drift_and_keeps_the_signal() -> None:
     data, signal, _ = drifting_run()
     # One signal time course in every voxel: the global signal step would take it for shared
-    # drift (test_global_signal_* covers that step). A drift 7x the signal: SPM's 128 s cutoff
-    # (the default 256 s keeps more of such a strong drift, clean r 0.63).
+    # drift (test_global_signal_* covers that step). A drift 7x the signal: ridge 0 and SPM's
+    # 128 s cutoff (clean r 0.85; 0.63 at 256 s; 0.28 with the defaults, made for realistic
+    # drifts in runs of a few minutes).
     settings = PreprocessSettings(scaling="none", ridge=0.0, global_signal=False, cutoff_s=128.0)
     pre = VolumePreprocessor(data.shape[1], TR, settings)
     pre.start_run(n_volumes=data.shape[0])

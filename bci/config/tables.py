@@ -234,7 +234,7 @@ class Preprocess(Table):
     global_signal: bool = Key(False)
     horizon_s: float = Key(0.0, non_negative, at_most(100_000.0))
     motion_regressors: bool = Key(True)
-    ridge: float = Key(100.0, non_negative, at_most(1e12))
+    ridge: float = Key(1000.0, non_negative, at_most(1e12))
     scaling: str = Key("zscore", one_of("zscore", "psc", "none"))
     fd_threshold_mm: float = Key(0.5, non_negative, at_most(100.0))
     intensity_z: float = Key(5.0, non_negative, at_most(1000.0))

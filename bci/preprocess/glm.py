@@ -11,6 +11,9 @@ the whole run so far at every volume (OpenNFT's cumulative GLM), without its gro
 ``P`` is a diagonal ridge penalty, one entry per regressor (the preprocessor penalises the drift
 terms only, never the constant or the motion parameters): it keeps the first volumes of a run,
 when there are fewer volumes than regressors, well posed, and its effect fades as the run grows.
+It is a Gaussian prior of zero drift worth ``P`` volumes: the preprocessor's default (1000)
+holds the drift terms back in runs of a few hundred volumes, where they would take evoked
+signal with them, and lets them in over long runs.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ key                       default     meaning
 ``global_signal``         ``false``   ``true``: then remove what every voxel shares (each voxel's
                                       fit on the volumes' mean, see :mod:`.global_signal`)
 ``motion_regressors``     ``true``    add the six motion parameters to the GLM when supplied
-``ridge``                 ``100.0``   ridge penalty on the drift terms (in volumes)
+``ridge``                 ``1000.0``  ridge penalty on the drift terms (in volumes)
 ``scaling``               ``"zscore"`` ``"zscore"``, ``"psc"`` (percent signal change) or ``"none"``
 ``fd_threshold_mm``       ``0.5``     censor volumes moving more than this (0: off)
 ``intensity_z``           ``5.0``     censor global intensity jumps beyond this robust z (0: off)
@@ -42,7 +42,7 @@ class PreprocessSettings:
     global_signal: bool = False
     horizon_s: float = 0.0
     motion_regressors: bool = True
-    ridge: float = 100.0
+    ridge: float = 1000.0
     scaling: str = "zscore"
     fd_threshold_mm: float = 0.5
     intensity_z: float = 5.0
