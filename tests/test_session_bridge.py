@@ -38,7 +38,7 @@ __all__ = ["start_bridge"]  # the fixture
 pytestmark = pytest.mark.slow
 
 SHAPE, ZOOMS = (48, 48, 28), (4.0, 4.0, 4.5)  # small: about 0.1 s to realign a volume
-TR, TIME_SCALE = 2.0, 4.0
+TR, TIME_SCALE = 2.0, 2.0
 TR_WALL = TR / TIME_SCALE
 N_TRAIN, N_TEST = 40, 8
 DELAY_S, WINDOW_S = 3.0, 2.0  # the window [onset + 3, onset + 5) s holds the volume at onset + 4
@@ -175,7 +175,7 @@ def test_session_decodes_moving_volumes_through_the_bridge(tmp_path: Path, start
     out = tmp_path / "session"
     session = start_session(_config(tmp_path / "session.toml", name), out)
     try:
-        stdout, stderr = session.communicate(timeout=120)
+        stdout, stderr = session.communicate(timeout=240)
     finally:
         scanner.stop.set()
         scanner.join(WAIT_S)
