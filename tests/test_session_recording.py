@@ -55,12 +55,12 @@ def _record_config(out: Path, optional: bool) -> dict:
         {
             "stimuli": {"path": str(REPO / "stimuli" / "demo-faces")},
             "acquire": {
-                "resolve_timeout_s": 0.05,  # LabRecorder needs about 1 s to start collecting
+                "resolve_timeout_s": 0.05,
                 "marker_stream": f"nobody-{out.name}",
                 "streams": [{"name": f"nobody-{out.name}", "subject": 0}],
             },
             "simulate": {"enabled": False},
-            "record": {"optional": optional},
+            "record": {"optional": optional, "start_timeout_s": 0.05},  # it needs about 1 s
         }
     )
 

@@ -213,6 +213,9 @@ class Evolve(Table):
 class Record(Table):
     xdf: bool = Key(True)
     optional: bool = Key(False)
+    # how long LabRecorder may take to start collecting every stream (a process start and its
+    # own stream resolution: seconds on a loaded machine, whatever [acquire] resolve_timeout_s)
+    start_timeout_s: float = Key(15.0, positive, at_most(3600.0))
 
 
 @table

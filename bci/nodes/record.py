@@ -120,7 +120,7 @@ class RecordNode(Node):
         # A SIGTERM now (the session failing to start) ends the start, and LabRecorder with it.
         signal.signal(signal.SIGTERM, _stopped_while_starting)
         try:
-            names = self.recorder.start(timeout_s=self.config.acquire.resolve_timeout_s)
+            names = self.recorder.start(timeout_s=self.config.record.start_timeout_s)
         except (OSError, RuntimeError) as err:
             self.recorder = None
             if not self.optional:
