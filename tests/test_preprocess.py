@@ -256,8 +256,8 @@ def test_exponential_highpass_is_a_first_order_filter_at_the_cutoff() -> None:
     pairs = zip(slow, fast, strict=True)
     out = np.stack([highpass.filter(np.array([s + f, 5.0])) for s, f in pairs])
     lam = ema_decay(TR, 128.0)
-    # The level starts at zero with a steady state's weight: a constant decays as lambda ** t
-    # (the GLM before it leaves none), and the first volume keeps lambda of itself.
+    # The level starts at zero: a constant decays as lambda ** t (the GLM before it leaves
+    # none), and the first volume keeps lambda of itself.
     np.testing.assert_allclose(out[:, 1], 5.0 * lam ** np.arange(1, 601), rtol=1e-9, atol=1e-12)
     assert out[0, 0] == pytest.approx(lam * (slow[0] + fast[0]))
     late = slice(100, None)  # past the start-up

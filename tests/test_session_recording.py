@@ -55,7 +55,7 @@ def _record_config(out: Path, optional: bool) -> dict:
         {
             "stimuli": {"path": str(REPO / "stimuli" / "demo-faces")},
             "acquire": {
-                "resolve_timeout_s": 0.05,
+                "resolve_timeout_s": 0.5,  # not LabRecorder's: its start has start_timeout_s
                 "marker_stream": f"nobody-{out.name}",
                 "streams": [{"name": f"nobody-{out.name}", "subject": 0}],
             },

@@ -77,15 +77,10 @@ def drift_shapes(times: np.ndarray) -> np.ndarray:
 
 
 def make_session(
-    latents: np.ndarray,
-    seed: int,
-    snr: float,
-    rho: float,
-    confounds: bool,
-    oracle_spikes: bool = False,
+    latents: np.ndarray, seed: int, snr: float, rho: float, confounds: bool
 ) -> list[dict]:
-    """Both runs: per run the onsets (run s), the latents and each participant's volumes (with
-    ``oracle_spikes``, its spike volumes are NaN: censored as if they were known)."""
+    """Both runs: per run the onsets (run s), the latents, each participant's volumes and which
+    of them are spikes (for :data:`ORACLE`)."""
     rng = np.random.default_rng(seed)
     runs = []
     for first, n in RUNS:
@@ -93,7 +88,7 @@ def make_session(
         times = TR * np.arange(int(np.ceil((onsets[-1] + 16.0) / TR)))
         runs.append({"onsets": onsets, "times": times, "latents": latents[first : first + n]})
     for r in runs:
-        r["volumes"] = []
+        r["volumes"], r["spikes"] = [], []
     for _ in range(2):
         weights = rng.standard_normal((latents.shape[1], N_VOXELS)) / np.sqrt(latents.shape[1])
         evoked = []
@@ -109,6 +104,7 @@ def make_session(
             for i in range(len(signal)):
                 noise[i] = shocks[i] + (rho * noise[i - 1] if i else 0.0)
             x = signal + noise * (sd / snr / noise.std())
+            spikes = np.zeros(len(x), dtype=bool)
             if confounds:
                 x += baseline * (1 + 0.02 * rng.standard_normal(N_VOXELS))
                 basis = drift_shapes(r["times"])
@@ -117,18 +113,19 @@ def make_session(
                 x += drift * (4 * sd / drift.std())
                 spikes = rng.random(len(x)) < 0.02
                 x[spikes] += 0.03 * baseline * rng.choice([-1.0, 1.0], (int(spikes.sum()), 1))
-                if oracle_spikes:
-                    x[spikes] = np.nan
+            r["spikes"].append(spikes)
             r["volumes"].append(x.astype(np.float32))
     return runs
 
 
-def oracle_clean(volumes: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """A run minus its whole-run fit on a constant and :func:`drift_shapes` (NaN rows kept)."""
+def oracle_clean(volumes: np.ndarray, times: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """A run minus its whole-run fit on a constant and :func:`drift_shapes`, fitted on the
+    volumes that are not spikes; the spikes come out NaN (censored)."""
     x = np.column_stack([np.ones(len(times)), drift_shapes(times)])
-    kept = ~np.isnan(volumes).any(axis=1)
-    coef = np.linalg.lstsq(x[kept], volumes[kept], rcond=None)[0]
-    return volumes - x @ coef
+    coef = np.linalg.lstsq(x[~spikes], volumes[~spikes], rcond=None)[0]
+    clean = volumes - x @ coef
+    clean[spikes] = np.nan
+    return clean
 
 
 def decode(runs: list[dict], settings: PreprocessSettings | str | None) -> float:
@@ -136,9 +133,9 @@ def decode(runs: list[dict], settings: PreprocessSettings | str | None) -> float
     cut = []
     for r in runs:
         per_subject = []
-        for volumes in r["volumes"]:
+        for volumes, spikes in zip(r["volumes"], r["spikes"], strict=True):
             if settings == ORACLE:
-                volumes = oracle_clean(volumes, r["times"])
+                volumes = oracle_clean(volumes, r["times"], spikes)
             elif settings is not None:
                 volumes, _ = VolumePreprocessor(N_VOXELS, TR, settings).process_run(volumes)
             per_subject.append(
@@ -176,10 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         r = {name: np.zeros((args.seeds, 2)) for name in VARIANTS}
         for seed in range(args.seeds):
             sessions = [make_session(latents, 100 + seed, snr, rho, c) for c in (False, True)]
-            known = make_session(latents, 100 + seed, snr, rho, True, oracle_spikes=True)
             for name, settings in VARIANTS.items():
-                with_confounds = known if settings == ORACLE else sessions[1]
-                r[name][seed] = [decode(s, settings) for s in (sessions[0], with_confounds)]
+                r[name][seed] = [decode(s, settings) for s in sessions]
             print(f"SNR {snr:g}, rho {rho:g}: seed {seed} done", file=sys.stderr)
         peer = r["none"][:, 0]
         label = f"SNR {snr:g}, rho {rho:g}"

@@ -11,11 +11,11 @@ beats the cumulative fit, and matches offline detrending.
 This step subtracts from each residual of the GLM its **local level**, a first-order recursive
 filter: ``level_t = lambda * level_(t-1) + (1 - lambda) * x_t`` and the output ``x_t - level_t``
 (``lambda = exp(-TR / tau)``, ``tau = cutoff_s / (2 pi)``, so the -3 dB point is at the cutoff
-period: 256 s by default, a weight half-life of about 28 s). The level starts each run at zero,
-with the weight of the filter's steady state: the GLM's residuals have no level of their own
-at a run's start (the GLM's constant takes the run's mean), so the first volumes keep their
-response. (Normalising the weights by their sum instead, so that the first volume is its own
-level, zeroed the run's first volumes and cost 2-3 % of latent r, most on short test runs.)
+period: 256 s by default, a weight half-life of about 28 s). The level starts each run at zero:
+the GLM's residuals have no level of their own at a run's start (the GLM's constant takes the
+run's mean), so the first volumes keep their response. (Normalising the weights by their sum
+instead, so that the first volume is its own level, zeroed the run's first volumes and cost
+1-2 % of latent r on 24-trial test runs.)
 The cost per volume is constant, and censored volumes are never passed in (they neither update
 the level nor get one).
 """

@@ -11,7 +11,7 @@ For each run (:meth:`VolumePreprocessor.start_run`), every volume passed to
 3. **high-passed** (``highpass = "ema"``, the default): the residual minus its run's local level,
    an exponential moving average (:mod:`bci.preprocess.highpass`), for the drift the
    whole-run fit misses at the newest volume;
-4. **freed of the global signal** (``global_signal``, on by default): each voxel's fit over the
+4. **freed of the global signal** (``global_signal``, off by default): each voxel's fit over the
    run on the volumes' mean, for drift that every voxel shares
    (:mod:`bci.preprocess.global_signal`);
 5. **scaled** by the run's running statistics (:mod:`bci.preprocess.scaling`).
