@@ -46,7 +46,8 @@ def messages(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> 
 
 
 def make_watcher(folder: Path, clock: Clock, **kw) -> FolderWatcher:
-    kw = {"settle_s": SETTLE, "gap_s": GAP, "unreadable_s": UNREADABLE, **kw}
+    """A watcher on the test's clock; stamped by poll times unless ``use_mtime=True``."""
+    kw = {"settle_s": SETTLE, "gap_s": GAP, "unreadable_s": UNREADABLE, "use_mtime": False, **kw}
     return FolderWatcher(folder, clock=clock, **kw)
 
 
@@ -268,3 +269,49 @@ def test_an_oversize_file_is_reported_at_once_and_not_read_again(
         f"vol_0002.dcm: unreadable ({2 * 2**30} bytes, over the {MAX_VOLUME_BYTES} bytes a "
         "volume may have); skipped unless it changes"
     ]
+
+
+def write_at(folder: Path, name: str, seed: int, mtime_s: float) -> None:
+    """A volume file whose last write is dated ``mtime_s`` (file-system clock)."""
+    write(folder, name, seed)
+    os.utime(folder / name, ns=(int(mtime_s * 1e9), int(mtime_s * 1e9)))
+
+
+def test_a_lagging_watcher_stamps_volumes_when_they_were_written(tmp_path: Path, clock: Clock):
+    # The file server's clock is 1.7e9 s ahead of the watcher's (any constant skew); volume 1 is
+    # seen 0.05 s after its last write, then the watcher falls behind: 2-4 arrive every 0.5 s
+    # but are seen together, 1.4 s after 2 was written.
+    skew = 1.7e9 + 0.123456
+    watcher = make_watcher(tmp_path, clock, use_mtime=True)
+    write_at(tmp_path, "vol_0001.nii", 1, clock() - 0.05 + skew)
+    first = settle(watcher, clock)
+    assert [r.completed_at for r in first] == [100.0]  # as seen: nothing better known yet
+    assert watcher.mtime_offset == pytest.approx(0.05 - skew)
+    written = [clock() + 0.5, clock() + 1.0, clock() + 1.5]
+    for i, t in enumerate(written, start=2):
+        write_at(tmp_path, f"vol_{i:04d}.nii", i, t + skew)
+    clock.advance(1.9)
+    ready = settle(watcher, clock)
+    assert [r.index for r in ready] == [2, 3, 4]
+    np.testing.assert_allclose([r.completed_at for r in ready], np.add(written, 0.05), atol=1e-6)
+    poll_stamps = clock() - SETTLE - 0.05
+    assert all(r.completed_at < poll_stamps for r in ready)
+
+
+def test_whole_second_modification_times_fall_back_to_poll_times(
+    tmp_path: Path, clock: Clock, logs
+):
+    watcher = make_watcher(tmp_path, clock, use_mtime=True)
+    write_at(tmp_path, "vol_0001.nii", 1, 1_700_000_000.0)  # FAT, some shares: whole seconds
+    clock.advance(0.5)
+    seen = clock()
+    assert [r.completed_at for r in settle(watcher, clock)] == [seen]
+    assert watcher.use_mtime is False and watcher.mtime_offset is None
+    assert messages(logs, logging.INFO) == [
+        "vol_0001.nii: modification times in whole seconds; volumes are stamped when they are "
+        "seen complete"
+    ]
+    write_at(tmp_path, "vol_0002.nii", 2, 1_700_000_000.25)  # fine again: still poll times
+    clock.advance(0.7)
+    seen = clock()
+    assert [r.completed_at for r in settle(watcher, clock)] == [seen]

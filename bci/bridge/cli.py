@@ -12,11 +12,14 @@ labelled ``voxel-i-j-k``), nominal rate ``1/TR``; ``desc`` holds ``tr_s``, ``mas
 ``mask_shape``, ``voxel_order`` and ``folder``. The TR is ``--tr``, else the first volume's
 header (NIfTI ``pixdim[4]``, DICOM RepetitionTime); with the header's TR the stream appears
 only when the first volume is read. Each sample's time stamp is its acquisition time, estimated
-as :func:`pylsl.local_clock` when the volume's file became complete minus ``--export-delay-s``
-(the console's reconstruction and export delay, 0.5-2 s at real consoles; measure it, see the
+as the :func:`pylsl.local_clock` time when the volume's file became complete (its modification
+time on that clock, so a bridge that falls behind still stamps the volume when it was written;
+``--stamp-from poll``: when the bridge saw it complete) minus ``--export-delay-s`` (the
+console's reconstruction and export delay, 0.5-2 s at real consoles; measure it, see the
 README; the acquisition time is not in the file); samples go out in acquisition order (see
-:mod:`bci.bridge.folder` for the ordering rules). A volume with NaN/Inf in the mask is pushed
-as it is, with a warning (the acquire node marks trials whose window holds NaN as bad).
+:mod:`bci.bridge.folder` for the ordering and stamping rules). A volume with NaN/Inf in the
+mask is pushed as it is, with a warning (the acquire node marks trials whose window holds NaN as
+bad).
 
 Triggers
 --------
@@ -126,6 +129,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="the console's delay from acquisition to a complete file, subtracted from every "
         "stamp (default 0; real consoles: 0.5-2 s)",
+    )
+    p.add_argument(
+        "--stamp-from",
+        choices=("mtime", "poll"),
+        default="mtime",
+        help="a volume is complete at its file's modification time (default; falls back to "
+        "poll on whole-second file times) or when a poll first sees it complete",
     )
     p.add_argument(
         "--triggers",
@@ -361,7 +371,13 @@ def _start_line(args: argparse.Namespace, mask: Mask) -> str:
 def run(args: argparse.Namespace, mask: Mask, stop: threading.Event) -> int:
     """The bridge loop: poll the folder, push what is ready; returns the exit code."""
     clock = pylsl.local_clock
-    watcher = FolderWatcher(args.watch, pattern=args.pattern, settle_s=args.settle_s, clock=clock)
+    watcher = FolderWatcher(
+        args.watch,
+        pattern=args.pattern,
+        settle_s=args.settle_s,
+        clock=clock,
+        use_mtime=args.stamp_from == "mtime",
+    )
     motion = None
     if not args.no_motion:
         motion = MotionOutlet(args.name, args.source_id, realign=not args.no_realign)

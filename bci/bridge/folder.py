@@ -26,10 +26,17 @@ Files already there
     Files present when watching starts are taken like new ones: complete after ``settle_s``,
     then handed out in index order.
 Time stamps
-    ``ReadyVolume.completed_at`` is ``clock()`` at the first poll that saw the file at its final
-    size and modification time (so at most one poll interval after its last byte was written;
-    the settle time is not added). Should a volume complete after a later-indexed one that is
-    handed out with it, it gets the later one's time, so stamps never decrease.
+    ``ReadyVolume.completed_at`` is when the file's last byte was written, on ``clock()``: its
+    modification time, moved onto ``clock()`` by the smallest delay seen so far between a file's
+    modification time and the poll that first saw it at that size and time (the clocks' offset,
+    plus the shortest poll latency; so a stamp is never later than that poll). The bridge may
+    fall behind (motion registration, a loaded machine) and see a file late; the stamp stays
+    the acquisition's, not the bridge's, and a constant skew between the file server's clock
+    and this machine's cancels out. Where modification times are coarse (whole seconds, as on
+    FAT or some network shares; or ``use_mtime=False``) the stamp is the poll's time instead,
+    at most one poll interval after the last write when the bridge keeps up. The settle time
+    is not added either way. Should a volume complete after a later-indexed one that is handed
+    out with it, it gets the later one's time, so stamps never decrease.
 """
 
 from __future__ import annotations
@@ -153,6 +160,9 @@ class FolderWatcher:
         See the module docstring.
     clock : callable
         Seconds on any monotonic clock (the bridge passes :func:`pylsl.local_clock`).
+    use_mtime : bool
+        Stamp volumes with their files' modification times (see the module docstring); False:
+        with the time of the poll that saw them complete.
     logger : logging.Logger, optional
         Where the one-line reports go (default ``bci.bridge``).
     """
@@ -167,6 +177,7 @@ class FolderWatcher:
         gap_s: float = GAP_S,
         unreadable_s: float = UNREADABLE_S,
         clock: Callable[[], float] = time.monotonic,
+        use_mtime: bool = True,
         logger: logging.Logger | None = None,
     ) -> None:
         self.folder = Path(folder)
@@ -187,6 +198,9 @@ class FolderWatcher:
         self._unreadable: set[int] = set()
         self._last_stamp = -float("inf")
         self._listing_error = ""
+        self.use_mtime = bool(use_mtime)
+        self.mtime_offset: float | None = None
+        """The smallest ``poll time - modification time`` seen (None: none yet, or not used)."""
 
     # -- listing -------------------------------------------------------------------------
 
@@ -289,7 +303,26 @@ class FolderWatcher:
         if from_name is not None and volume.index is not None and from_name != volume.index:
             self.log.debug("%s: header index %d, not the name's %d", name, index, from_name)
         f.state, f.index = _State.DONE, index
-        self._classify(ReadyVolume(index, path, volume, f.seen_at), now)
+        self._classify(ReadyVolume(index, path, volume, self._completed_at(name, f)), now)
+
+    def _completed_at(self, name: str, f: _File) -> float:
+        """When the file's last byte was written, on ``clock()`` (see the module docstring)."""
+        mtime_ns = f.signature[1]
+        if self.use_mtime and mtime_ns % 10**9 == 0:
+            self.use_mtime = False
+            self.mtime_offset = None
+            self.log.info(
+                "%s: modification times in whole seconds; volumes are stamped when they are "
+                "seen complete",
+                name,
+            )
+        if not self.use_mtime:
+            return f.seen_at
+        mtime = mtime_ns / 1e9
+        lag = f.seen_at - mtime
+        if self.mtime_offset is None or lag < self.mtime_offset:
+            self.mtime_offset = lag
+        return mtime + self.mtime_offset
 
     def _classify(self, ready: ReadyVolume, now: float) -> None:
         name, index = ready.path.name, ready.index
