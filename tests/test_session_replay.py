@@ -121,6 +121,9 @@ def test_replay_at_speed_keeps_the_timing(live, tmp_path):
     original = read_recording(live / "recording.xdf").stream("bci-sim-01").time_stamps
     n = min(len(stamps), len(original))
     np.testing.assert_allclose(np.diff(stamps[:n]), np.diff(original[:n]) / 3, atol=2e-3)
+    # The replay sends no trigger stream (the live session's came from its simulator, [trigger]
+    # source is not "lsl"): the record node does not wait resolve_timeout_s for one.
+    assert "no LSL stream" not in (out / "logs" / "record.log").read_text()
 
 
 def test_to_mne_of_a_session_recording(live):

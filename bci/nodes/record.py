@@ -174,7 +174,13 @@ class RecordNode(Node):
         queries = participant_queries(self.config)
         subjects = [q.subject for q in queries] + [-1]
         queries.append(marker_query(self.config))
-        simulated_scanner = self.config.simulate.enabled and self.config.session.mode == "decode"
+        # a replay sends the recorded triggers only with [trigger] source = "lsl" (as acquire
+        # reads them), whatever the recorded session's simulator did
+        simulated_scanner = (
+            self.config.simulate.enabled
+            and self.config.session.mode == "decode"
+            and self.config.replay is None
+        )
         if self.config.trigger.source == "lsl" or simulated_scanner:
             subjects.append(-2)
             queries.append(trigger_query(self.config))
