@@ -7,6 +7,7 @@ purpose: the machine running the tests may be busy.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import statistics
@@ -19,7 +20,7 @@ import numpy as np
 import pygame
 import pytest
 from harness import NodeProcess
-from pylsl import StreamInlet, local_clock, resolve_byprop
+from pylsl import StreamInfo, StreamInlet, StreamOutlet, local_clock, resolve_byprop
 
 from bci.bus import Publisher, Subscriber
 from bci.lsl.markers import decode_marker
@@ -356,3 +357,40 @@ def test_a_run_without_its_trigger_stops_with_one_line(tmp_path):
     assert str(err.value) == (
         "display: no scanner trigger (key '5') within [trigger] timeout_s = 0.2 s for run 1"
     )
+
+
+def test_a_trigger_that_arrives_after_the_first_stimulus_was_due_is_named(tmp_path, caplog):
+    # A bridge's trigger is stamped at the volume's acquisition and reaches the display the
+    # export delay later; with a lead-in shorter than that, the first stimuli are already due.
+    name = f"triggers-{uuid.uuid4().hex[:8]}"
+    outlet = StreamOutlet(StreamInfo(name, "Markers", 1, 0.0, "string", name))
+    config, ids, images = make_session(
+        tmp_path, trigger={"source": "lsl", "stream": name}, timing={"lead_in_s": 2.0}
+    )
+    caplog.set_level(logging.WARNING, logger="bci")
+    with Publisher(name="display") as pub:
+        node = _buffered_node(config, ids, images, pub)
+        try:
+            node.tick()
+            assert node.run_state == "trigger"
+            time.sleep(0.5)
+            # stamped 0.45 s ago: the lead-in (2 s / 20) and the first 2 trials (0.2 s each) due
+            outlet.push_sample(["5"], local_clock() - 0.45)
+            deadline = time.monotonic() + 5.0
+            while node.run_state == "trigger" and time.monotonic() < deadline:
+                node.tick()
+                time.sleep(0.01)
+            assert node.run_state == "running"
+        finally:
+            node.teardown()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    late = [w for w in warnings if w.startswith("run 1: its trigger")]
+    assert len(late) == 1, warnings
+    delay = float(late[0].split("display ")[1].split(" s")[0])
+    assert 0.45 <= delay < 0.8
+    assert late[0].endswith(
+        "stimuli were already due: they are shown late, one per frame; make [timing] lead_in_s "
+        "(2 s) longer than the trigger's delay"
+    )
+    assert " when 2 stimuli" in late[0] or " when 3 stimuli" in late[0]
+    assert node.counters["late_run_starts"] == 1

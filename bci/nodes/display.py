@@ -100,7 +100,12 @@ class DisplayNode(Node):
         acquire, timing = config.acquire, config.timing
         self.grace_s = (acquire.delay_s + acquire.window_s) / timing.time_scale
         self.grace_s += GRACE_EXTRA_S
-        self.counters = {"dropped_frames": 0, "flips": 0, "reconstructions": 0}
+        self.counters = {
+            "dropped_frames": 0,
+            "flips": 0,
+            "reconstructions": 0,
+            "late_run_starts": 0,
+        }
         self.schedule: Schedule | None = None
         self.needed: frozenset[str] = frozenset()
         self.surfaces: dict[str, tuple[pygame.Surface, pygame.Surface]] = {}
@@ -413,6 +418,19 @@ class DisplayNode(Node):
             lsl_time=t0,
         )
         self.log.info("run %d started (trigger at %.3f)", plan.index + 1, t0)
+        delay = local_clock() - t0
+        late = self.schedule.n_due(delay + self.lead_s)
+        if late:
+            self.count("late_run_starts")
+            self.log.warning(
+                "run %d: its trigger reached the display %.2f s after its time stamp, when %d "
+                "stimuli were already due: they are shown late, one per frame; make [timing] "
+                "lead_in_s (%g s) longer than the trigger's delay",
+                plan.index + 1,
+                delay,
+                late,
+                timing.lead_in_s,
+            )
 
     def _end_run(self) -> None:
         """The run's last volume is in: the next run after the break, or the session's end."""
