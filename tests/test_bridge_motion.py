@@ -10,7 +10,7 @@ import pytest
 from bci.bridge.motion import MotionCorrector
 from bci.bridge.volumes import read_volume
 from bci.preprocess import framewise_displacement
-from bci.sim.phantom import random_motion, write_moving_series
+from bci.sim.phantom import epi_affine, moved_volume, random_motion, write_moving_series
 
 
 def test_motion_of_moved_nifti_volumes_is_recovered(tmp_path: Path) -> None:
@@ -47,3 +47,18 @@ def test_motion_errors_and_new_runs() -> None:
         corrector.correct(np.ones((16, 16, 17)), np.eye(4))
     corrector.reset()  # a new run: any shape may be the reference
     assert corrector.correct(np.ones((16, 16, 17)), np.eye(4)).fd_mm == 0.0
+
+
+def test_a_slab_moved_through_plane_keeps_its_edge_slices() -> None:
+    # 16 slices of 3.5 mm through the middle of the head: the top and bottom slices cut the brain.
+    shape = (48, 48, 16)
+    affine = epi_affine(shape, (4.0, 4.0, 3.5))
+    reference = moved_volume(np.zeros(6), shape, affine)
+    moved = moved_volume([0.0, 0.0, 2.0, 0.0, 0.0, 0.0], shape, affine)
+    corrector = MotionCorrector()
+    corrector.correct(reference, affine)
+    realigned = corrector.correct(moved, affine).realigned
+    brain = reference > 350.0
+    for k in (0, shape[2] - 1):  # the moved head left part of one edge slice's view
+        ratio = realigned[..., k][brain[..., k]] / reference[..., k][brain[..., k]]
+        assert np.percentile(ratio, 1) > 0.8, f"slice {k}: {np.percentile(ratio, [1, 50])}"

@@ -3,7 +3,10 @@
 :class:`MotionCorrector` takes the first volume it sees (after :meth:`MotionCorrector.reset`, at
 the start of each run) as the reference, registers every later volume to it and resamples it onto
 the reference's grid (realignment), so that a mask drawn on the reference picks the same brain
-voxels whatever the head did.
+voxels whatever the head did. A reference voxel whose moved position falls outside the new
+volume's field of view (the edge slices of a slab that moved through-plane) takes the nearest
+voxel's value, not 0: a drop to zero in a mask voxel would be an artificial jump many times the
+evoked response.
 
 Registration: SimpleITK's ``ImageRegistrationMethod``, a rigid ``VersorRigid3DTransform`` about
 the grid's centre (rotations as a versor, which gradient descent handles better than Euler
@@ -178,5 +181,13 @@ class MotionCorrector:
         params = euler_parameters(self._transform)
         fd = framewise_displacement(self._last, params)
         self._last = params
-        realigned = sitk.Resample(image, self._fixed, self._transform, sitk.sitkLinear, 0.0)
+        realigned = sitk.Resample(
+            image,
+            self._fixed,
+            self._transform,
+            sitk.sitkLinear,
+            0.0,
+            sitk.sitkUnknown,
+            useNearestNeighborExtrapolator=True,
+        )
         return Motion(params, fd, from_image(realigned))
