@@ -257,7 +257,11 @@ def test_replay_of_an_mne_fif_export_decodes(live, tmp_path):
     summary = read_summary(out)
     assert summary["trials"] == {"train": N_TRAIN, "test": N_TEST}
     assert summary["bad_trials"] == 0
-    assert summary["decoding"]["latent_correlation"] > 0.3  # chance is 0
+    # Chance is 0. One participant of two, without hyperalignment: measured 0.49-0.54 of a live
+    # 0.64, and 0.29 of 0.42 when the live session ran on a loaded machine (its simulator then
+    # places responses by markers it reads late), so the bound follows the live session's r.
+    live_r = read_summary(live)["decoding"]["latent_correlation"]
+    assert summary["decoding"]["latent_correlation"] > 0.5 * live_r, live_r
     assert node_processes(str(out)) == []
 
 

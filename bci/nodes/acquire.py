@@ -96,6 +96,7 @@ from bci.lsl.streams import (
     pull_volumes,
     replay_samples,
     resolve_all,
+    sync_clocks,
     trigger_query,
 )
 from bci.nodes.base import Node, NodeError
@@ -184,9 +185,15 @@ class AcquireNode(Node):
         infos = resolve_all([*queries, marker_query(self.config)], acq.resolve_timeout_s)
         self.replay = self.config.replay is not None
         self.markers = open_inlet(
-            infos[-1], processing=MARKER_PROCESSING, max_buflen=self._buffer_s(infos[-1])
+            infos[-1],
+            processing=MARKER_PROCESSING,
+            max_buflen=self._buffer_s(infos[-1]),
+            sync=False,
         )
-        self.triggers = self._open_triggers()
+        unsynced = [(infos[-1], self.markers)]  # their clocks are measured at once, below
+        self.triggers, trigger_info = self._open_triggers()
+        if self.triggers is not None:
+            unsynced.append((trigger_info, self.triggers))
         fmri = self.config.session.mode == "decode"
         tr = timing.tr_s / scale
         if fmri and acq.window_s < timing.tr_s:
@@ -225,7 +232,8 @@ class AcquireNode(Node):
                     )
                     self.count("participants_left_out")
                     continue
-                inlet = open_inlet(info, processing=DATA_PROCESSING)
+                inlet = open_inlet(info, processing=DATA_PROCESSING, sync=False)
+                unsynced.append((info, inlet))
                 self.participants[query.subject] = Participant(
                     query, inlet, rate_hz=reader.rate_hz, reader=reader
                 )
@@ -264,7 +272,10 @@ class AcquireNode(Node):
                     rate,
                     tr,
                 )
-            inlet = open_inlet(info, processing=VOLUME_PROCESSING, max_buflen=self._buffer_s(info))
+            inlet = open_inlet(
+                info, processing=VOLUME_PROCESSING, max_buflen=self._buffer_s(info), sync=False
+            )
+            unsynced.append((info, inlet))
             self.participants[query.subject] = Participant(query, inlet, rate_hz=rate)
             period = 1.0 / rate if rate > 0 else None
             if fmri and period is not None:
@@ -273,6 +284,7 @@ class AcquireNode(Node):
             buffers[query.subject] = VolumeBuffer(info.channel_count(), period)
         if not self.participants:
             raise NodeError("acquire: no participant stream is usable (see the errors above)")
+        sync_clocks(unsynced)
         # The boundary tolerance is a fraction of a sample: a TR for fMRI, a bin for spikes.
         period = tr if fmri else 1.0 / min(p.rate_hz for p in self.participants.values())
         self.cutter = TrialCutter(
@@ -312,16 +324,20 @@ class AcquireNode(Node):
             return DEFAULT_BUFFER_S
         return buffer_seconds(replay_samples(info), info.nominal_srate())
 
-    def _open_triggers(self) -> pylsl.StreamInlet | None:
-        """The scanner's trigger stream, if the config names one and it is there."""
+    def _open_triggers(self) -> tuple[pylsl.StreamInlet | None, pylsl.StreamInfo | None]:
+        """The scanner's trigger stream (inlet and info, its clock not measured yet), if the
+        config names one and it is there."""
         if self.config.trigger.source != "lsl":
-            return None
+            return None, None
         query = trigger_query(self.config)
         info = find_streams([query], 1.0 if self.replay else 2.0)[0]
         if info is None:
             self.log.warning("no trigger stream %s: volumes expected per run unknown", query)
-            return None
-        return open_inlet(info, processing=MARKER_PROCESSING, max_buflen=self._buffer_s(info))
+            return None, None
+        inlet = open_inlet(
+            info, processing=MARKER_PROCESSING, max_buflen=self._buffer_s(info), sync=False
+        )
+        return inlet, info
 
     def start(self) -> None:
         super().start()
