@@ -35,6 +35,10 @@ from bci.preprocess.framewise import framewise_displacement
 
 MIN_AXIS = 16
 """Volumes need at least this many voxels along each axis (4 at the coarsest level)."""
+MIN_STEP = 5e-5
+"""The gradient descent stops once its step (in the scaled parameters) falls below this. 1e-5
+took 530 ms per 64x64x36 volume on a 2-core machine, against 339 ms for 5e-5, for errors of
+0.022 and 0.042 degrees (0.007 mm both) on the drifting phantom; 1e-4 reached 0.06 degrees."""
 PARAMETER_LABELS = ("trans_x_mm", "trans_y_mm", "trans_z_mm", "rot_x_deg", "rot_y_deg", "rot_z_deg")
 """The six motion parameters, in order."""
 
@@ -125,7 +129,7 @@ class MotionCorrector:
         reg.SetInterpolator(sitk.sitkLinear)
         reg.SetOptimizerAsRegularStepGradientDescent(
             learningRate=0.5,
-            minStep=1e-5,
+            minStep=MIN_STEP,
             numberOfIterations=self.iterations,
             gradientMagnitudeTolerance=1e-8,
             relaxationFactor=0.5,
