@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from test_bridge_volumes import dicom_bytes, int_volume
 
-from bci.bridge.folder import FolderWatcher, ReadyVolume, is_volume_name, name_index
+from bci.bridge.folder import (
+    MTIME_WINDOW,
+    FolderWatcher,
+    ReadyVolume,
+    is_volume_name,
+    name_index,
+)
 
 SETTLE, GAP, UNREADABLE = 0.2, 1.0, 2.0
 GARBAGE = b"\x07 not a volume \x07" * 40
@@ -315,3 +321,26 @@ def test_whole_second_modification_times_fall_back_to_poll_times(
     clock.advance(0.7)
     seen = clock()
     assert [r.completed_at for r in settle(watcher, clock)] == [seen]
+
+
+def test_a_step_of_the_file_clock_is_forgotten_after_the_window(tmp_path: Path, clock: Clock):
+    # Volumes every 0.5 s, each seen 0.05 s after it was written; after volume 4 the file
+    # server's clock steps back by 1 s (NTP): its files are stamped 1 s early until every delay
+    # measured before the step has left the window.
+    watcher = make_watcher(tmp_path, clock, use_mtime=True, settle_s=0.0)
+    skew, written, stamps = 1.7e9, [], []
+    for i in range(4 + MTIME_WINDOW + 2):
+        t = clock() + 0.5
+        clock.advance(0.5)
+        step = -1.0 if i >= 4 else 0.0
+        write_at(tmp_path, f"vol_{i:04d}.nii", i, t - 0.05 + skew + step)
+        written.append(t - 0.05)
+        watcher.poll()  # seen at its final size and time
+        stamps += [r.completed_at for r in watcher.poll()]  # settled (settle_s 0): read
+    errors = np.subtract(stamps, np.add(written, 0.05))  # the shortest delay is kept in
+    np.testing.assert_allclose(errors[:4], 0.0, atol=1e-6)
+    assert errors[4] == pytest.approx(-0.5)  # 1 s early, held at the previous stamp
+    np.testing.assert_allclose(errors[5 : MTIME_WINDOW + 3], -1.0, atol=1e-6)  # 1 s early
+    # forgotten once the 4 delays from before the step have left the window
+    np.testing.assert_allclose(errors[MTIME_WINDOW + 3 :], 0.0, atol=1e-6)
+    assert len(errors) == MTIME_WINDOW + 6

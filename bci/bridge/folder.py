@@ -27,16 +27,18 @@ Files already there
     then handed out in index order.
 Time stamps
     ``ReadyVolume.completed_at`` is when the file's last byte was written, on ``clock()``: its
-    modification time, moved onto ``clock()`` by the smallest delay seen so far between a file's
-    modification time and the poll that first saw it at that size and time (the clocks' offset,
-    plus the shortest poll latency; so a stamp is never later than that poll). The bridge may
-    fall behind (motion registration, a loaded machine) and see a file late; the stamp stays
-    the acquisition's, not the bridge's, and a constant skew between the file server's clock
-    and this machine's cancels out. Where modification times are coarse (whole seconds, as on
-    FAT or some network shares; or ``use_mtime=False``) the stamp is the poll's time instead,
-    at most one poll interval after the last write when the bridge keeps up. The settle time
-    is not added either way. Should a volume complete after a later-indexed one that is handed
-    out with it, it gets the later one's time, so stamps never decrease.
+    modification time, moved onto ``clock()`` by the smallest delay between a file's
+    modification time and the poll that first saw it at that size and time among the last
+    :data:`MTIME_WINDOW` files (the clocks' offset, plus the shortest poll latency; so a stamp is
+    never later than that poll). The bridge may fall behind for a while (motion registration, a
+    loaded machine) and see files late; their stamps stay the acquisition's, not the bridge's.
+    A constant skew between the file server's clock and this machine's cancels out, and a step
+    of either clock (NTP) is forgotten after that many files. Where modification times are
+    coarse (whole seconds, as on FAT or some network shares; or ``use_mtime=False``) the stamp
+    is the poll's time instead, at most one poll interval after the last write when the bridge
+    keeps up. The settle time is not added either way. Should a volume complete after a
+    later-indexed one that is handed out with it, it gets the later one's time, so stamps never
+    decrease.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +64,8 @@ GAP_S = 1.0
 """How long later volumes wait for a missing index."""
 UNREADABLE_S = 2.0
 """How long a file that stopped changing may stay unparsable before it is reported."""
+MTIME_WINDOW = 32
+"""Files over which the smallest write-to-poll delay sets the modification times' offset."""
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".ima")
 _TRAILING_NUMBER = re.compile(r"(\d+)\D*$")
@@ -200,7 +205,9 @@ class FolderWatcher:
         self._listing_error = ""
         self.use_mtime = bool(use_mtime)
         self.mtime_offset: float | None = None
-        """The smallest ``poll time - modification time`` seen (None: none yet, or not used)."""
+        """The smallest ``poll time - modification time`` of the last :data:`MTIME_WINDOW`
+        files (None: none yet, or not used)."""
+        self._lags: deque[float] = deque(maxlen=MTIME_WINDOW)
 
     # -- listing -------------------------------------------------------------------------
 
@@ -319,9 +326,8 @@ class FolderWatcher:
         if not self.use_mtime:
             return f.seen_at
         mtime = mtime_ns / 1e9
-        lag = f.seen_at - mtime
-        if self.mtime_offset is None or lag < self.mtime_offset:
-            self.mtime_offset = lag
+        self._lags.append(f.seen_at - mtime)
+        self.mtime_offset = min(self._lags)
         return mtime + self.mtime_offset
 
     def _classify(self, ready: ReadyVolume, now: float) -> None:
