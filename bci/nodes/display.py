@@ -21,7 +21,9 @@ LSL marker stream ``[acquire] marker_stream`` (type ``Markers``, one string chan
     Before each scanner run (:mod:`bci.nodes.runs`): the operator's "start the sequence" (the
     simulator starts its run on it). The run then starts on its first trigger
     (:mod:`bci.nodes.trigger`), marked ``run`` with that trigger's stamp, and its stimuli are
-    scheduled from it. A keyboard trigger is also marked (``trigger``).
+    scheduled from it; a trigger that arrives after the first stimulus was due (a bridge's,
+    stamped at acquisition) moves the whole schedule on by that much, with a warning. A keyboard
+    trigger is also marked (``trigger``).
 
 The runs begin when the supervisor has sent ``start`` and every scheduled stimulus is buffered.
 Between runs the display waits ``run_break_s`` after the run's last volume, and a test run
@@ -418,14 +420,20 @@ class DisplayNode(Node):
             lsl_time=t0,
         )
         self.log.info("run %d started (trigger at %.3f)", plan.index + 1, t0)
+        # A trigger stamped at its volume's acquisition (a scanner bridge's) arrives late; if the
+        # first stimulus is already due, the whole schedule moves on rather than flipping the
+        # stimuli due so far back to back (the run stays marked at its trigger, and every
+        # stimulus at its own flip, which is what the trial windows are cut by).
         delay = local_clock() - t0
-        late = self.schedule.n_due(delay + self.lead_s)
-        if late:
+        first = self.schedule.next_onset
+        late = delay + self.lead_s - first if first is not None else 0.0
+        if late > DROP_FRAMES * self.frame_s:  # what would count as a dropped frame
+            self.t0 = t0 + late
             self.count("late_run_starts")
             self.log.warning(
-                "run %d: its trigger reached the display %.2f s after its time stamp, when %d "
-                "stimuli were already due: they are shown late, one per frame; make [timing] "
-                "lead_in_s (%g s) longer than the trigger's delay",
+                "run %d: its trigger reached the display %.2f s after its time stamp, %.2f s "
+                "after the first stimulus was due: the run's stimuli are shown that much later; "
+                "make [timing] lead_in_s (%g s) longer than the trigger's delay",
                 plan.index + 1,
                 delay,
                 late,

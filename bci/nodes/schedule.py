@@ -288,10 +288,6 @@ class Schedule:
         """Events not yet popped."""
         return len(self.events) - self._cursor
 
-    def n_due(self, elapsed: float, kind: str = "stimulus") -> int:
-        """Events of ``kind`` not yet popped whose onset is at or before ``elapsed``."""
-        return sum(1 for e in self.events[self._cursor :] if e.kind == kind and e.onset <= elapsed)
-
     def pop_frame(self, elapsed: float) -> list[ScheduledEvent]:
         """Return the next frame's events if they are due at ``elapsed``, else an empty list.
 
