@@ -38,7 +38,7 @@ __all__ = ["start_bridge"]  # the fixture
 pytestmark = pytest.mark.slow
 
 SHAPE, ZOOMS = (48, 48, 28), (4.0, 4.0, 4.5)  # small: 0.1-0.4 s to realign a volume
-TR, TIME_SCALE = 2.0, 3.0  # a TR of 0.67 s of wall time, which a slow 2-core machine keeps up with
+TR, TIME_SCALE = 2.0, 2.0  # a TR of 1 s of wall time (the fake scanner takes 0.1-0.3 s a volume)
 TR_WALL = TR / TIME_SCALE
 N_TRAIN, N_TEST = 40, 8
 DELAY_S, WINDOW_S = 3.0, 2.0  # the window [onset + 3, onset + 5) s holds the volume at onset + 4
