@@ -204,10 +204,13 @@ class FolderWatcher:
         self._last_stamp = -float("inf")
         self._listing_error = ""
         self.use_mtime = bool(use_mtime)
-        self.mtime_offset: float | None = None
+        self._lags: deque[float] = deque(maxlen=MTIME_WINDOW)  # poll time - modification time
+
+    @property
+    def mtime_offset(self) -> float | None:
         """The smallest ``poll time - modification time`` of the last :data:`MTIME_WINDOW`
-        files (None: none yet, or not used)."""
-        self._lags: deque[float] = deque(maxlen=MTIME_WINDOW)
+        files (None: none yet, or modification times not used)."""
+        return min(self._lags) if self.use_mtime and self._lags else None
 
     # -- listing -------------------------------------------------------------------------
 
@@ -317,7 +320,6 @@ class FolderWatcher:
         mtime_ns = f.signature[1]
         if self.use_mtime and mtime_ns % 10**9 == 0:
             self.use_mtime = False
-            self.mtime_offset = None
             self.log.info(
                 "%s: modification times in whole seconds; volumes are stamped when they are "
                 "seen complete",
@@ -327,8 +329,7 @@ class FolderWatcher:
             return f.seen_at
         mtime = mtime_ns / 1e9
         self._lags.append(f.seen_at - mtime)
-        self.mtime_offset = min(self._lags)
-        return mtime + self.mtime_offset
+        return mtime + min(self._lags)
 
     def _classify(self, ready: ReadyVolume, now: float) -> None:
         name, index = ready.path.name, ready.index
